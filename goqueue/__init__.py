@@ -1,0 +1,1 @@
+"""Go-Queue: a message broker that speaks the Kafka protocol."""

@@ -1,0 +1,5 @@
+"""Placeholder: `goqueue consume`."""
+
+
+def consume() -> None:
+    """Not implemented yet."""

@@ -1,0 +1,17 @@
+"""The `goqueue` command: one entry point whose subcommands live in their own modules."""
+
+import typer
+
+from goqueue.cli import consume, log, produce, serve, topic
+
+app = typer.Typer(
+    name="goqueue",
+    help="Go-Queue: a message broker that speaks the Kafka protocol.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve.serve)
+app.add_typer(topic.app, name="topic")
+app.command("produce")(produce.produce)
+app.command("consume")(consume.consume)
+app.add_typer(log.app, name="log")

@@ -1,0 +1,5 @@
+"""Placeholder: `goqueue produce`."""
+
+
+def produce() -> None:
+    """Not implemented yet."""

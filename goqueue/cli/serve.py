@@ -1,0 +1,5 @@
+"""Placeholder: `goqueue serve`."""
+
+
+def serve() -> None:
+    """Not implemented yet."""
