@@ -1,5 +1,57 @@
-"""Placeholder: `goqueue serve`."""
+"""`goqueue serve`: run a broker node on its embedded defaults or the given settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvloop
+
+from goqueue.config.settings import SettingsError, load_settings
+from goqueue.node import BrokerNode
 
 
-def serve() -> None:
-    """Not implemented yet."""
+def serve(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where logs and metadata live [default: ./goqueue-data]")
+    ] = None,
+    listen: Annotated[
+        str | None, typer.Option(help="Kafka listener HOST:PORT [default: 127.0.0.1:9092]")
+    ] = None,
+    advertised: Annotated[
+        str | None, typer.Option(help="HOST:PORT clients are told to connect to")
+    ] = None,
+    http: Annotated[
+        str | None, typer.Option(help="HTTP listener HOST:PORT [default: 127.0.0.1:8080]")
+    ] = None,
+    raft: Annotated[
+        str | None, typer.Option(help="Metadata quorum HOST:PORT [default: 127.0.0.1:9093]")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file of settings (flags and GOQUEUE_* win)")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Start a broker. With no flags: a complete single node on 127.0.0.1:9092."""
+    cli = {
+        "data_dir": data_dir,
+        "listen": listen,
+        "advertised": advertised,
+        "http": http,
+        "raft": raft,
+    }
+    try:
+        settings = load_settings(
+            {name: value for name, value in cli.items() if value is not None}, config, os.environ
+        )
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    uvloop.run(BrokerNode(settings).run_until_signalled())

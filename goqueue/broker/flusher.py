@@ -1,0 +1,52 @@
+"""Group commit: producers waiting for durability share fsyncs instead of queueing for them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from goqueue.log.partition_log import PartitionLog
+
+
+class Flusher:
+    """Runs fsyncs in worker threads so the event loop never blocks on the disk.
+
+    While one fsync of a log runs, every producer that needs a later offset waits for it and
+    then for a single follow-up fsync covering all of them: concurrent producers share fsyncs.
+    """
+
+    def __init__(self, workers: int = 4) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="goqueue-fsync")
+        self._running: dict[PartitionLog, asyncio.Future[None]] = {}
+
+    async def flush(self, log: PartitionLog, upto_offset: int) -> None:
+        """Return once every offset below `upto_offset` is on disk."""
+        while log.flushed_offset < upto_offset:
+            await asyncio.shield(self._start(log))
+
+    def flush_soon(self, log: PartitionLog) -> None:
+        """Start an fsync of the log unless one is already running."""
+        self._start(log)
+
+    def _start(self, log: PartitionLog) -> asyncio.Future[None]:
+        running = self._running.get(log)
+        if running is None:
+            running = asyncio.get_running_loop().run_in_executor(self._pool, log.flush)
+            self._running[log] = running
+            running.add_done_callback(lambda _: self._running.pop(log, None))
+        return running
+
+    def flush_due(self, logs: list[PartitionLog]) -> None:
+        """Start fsyncs for logs whose unsynced data is older than their `flush.ms`."""
+        now = time.monotonic()
+        for log in logs:
+            overdue = (now - log.last_flush_monotonic) * 1000 >= log.config.flush_ms
+            if log.unflushed_messages and overdue:
+                self.flush_soon(log)
+
+    async def close(self) -> None:
+        pending = list(self._running.values())
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,30 @@
+"""Kafka's rules for topic names, so that a name valid here is valid on every Kafka tool."""
+
+import re
+
+from kio.schema.errors import ErrorCode
+
+from goqueue.broker.errors import BrokerError
+
+MAX_NAME_LENGTH = 249
+_LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
+
+
+def validate_topic_name(name: str | None) -> str:
+    """Return the name, or raise INVALID_TOPIC_EXCEPTION saying which rule it breaks."""
+    if not name:
+        raise BrokerError(ErrorCode.invalid_topic_exception, "Topic name is empty")
+    if name in (".", ".."):
+        raise BrokerError(ErrorCode.invalid_topic_exception, f"Topic name cannot be {name!r}")
+    if len(name) > MAX_NAME_LENGTH:
+        raise BrokerError(
+            ErrorCode.invalid_topic_exception,
+            f"Topic name is longer than {MAX_NAME_LENGTH} characters",
+        )
+    if not _LEGAL.fullmatch(name):
+        raise BrokerError(
+            ErrorCode.invalid_topic_exception,
+            f"Topic name {name!r} is illegal: it may contain only ASCII letters, digits, "
+            "'.', '_' and '-'",
+        )
+    return name

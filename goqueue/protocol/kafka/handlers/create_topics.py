@@ -1,0 +1,78 @@
+"""CreateTopics: create topics (or only validate them) with partitions and configs."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+from kio.static.protocol import ResponsePayload
+
+from goqueue.broker.errors import BrokerError
+from goqueue.config.catalog import effective_topic_configs
+from goqueue.protocol.kafka.api import Api, RequestContext
+from goqueue.protocol.kafka.codec import build, nested, response_type
+
+API_KEY = 19
+
+
+async def handle(context: RequestContext, request: Any) -> ResponsePayload:
+    response = response_type(API_KEY, context.header.api_version)
+    result_type = nested(response, "CreatableTopicResult")
+    config_type = nested(response, "CreatableTopicConfigs")
+    broker = context.broker
+    results = []
+    for topic in request.topics:
+        try:
+            if topic.assignments:
+                raise BrokerError(
+                    ErrorCode.invalid_request,
+                    "Manual replica assignments are not supported; give partitions and "
+                    "replication factor instead",
+                )
+            info = await broker.create_topic(
+                topic.name,
+                topic.num_partitions,
+                topic.replication_factor,
+                {config.name: config.value for config in topic.configs},
+                validate_only=request.validate_only,
+            )
+        except BrokerError as exc:
+            results.append(
+                build(
+                    result_type,
+                    name=topic.name,
+                    topic_id=None,
+                    error_code=exc.error_code,
+                    error_message=exc.message,
+                    configs=None,
+                )
+            )
+            continue
+        configs = effective_topic_configs(info.configs, broker.settings)
+        results.append(
+            build(
+                result_type,
+                name=topic.name,
+                topic_id=info.topic_id,
+                error_code=ErrorCode.none,
+                error_message=None,
+                num_partitions=info.partitions,
+                replication_factor=info.replication_factor,
+                configs=tuple(
+                    build(
+                        config_type,
+                        name=name,
+                        value=value,
+                        read_only=False,
+                        config_source=1 if name in info.configs else 5,
+                        is_sensitive=False,
+                    )
+                    for name, value in sorted(configs.items())
+                ),
+            )
+        )
+    return build(response, throttle_time=datetime.timedelta(0), topics=tuple(results))
+
+
+API = Api(API_KEY, "CreateTopics", 2, 7, handle)

@@ -1,0 +1,128 @@
+"""Fetch: read each partition and answer with the batches exactly as stored, via sendfile."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+from kio.static.protocol import ResponsePayload
+
+from goqueue.broker.fetch import FetchedPartition, PartitionFetch, fetch
+from goqueue.log.partition_log import FileSlice
+from goqueue.protocol.kafka.api import Api, RequestContext
+from goqueue.protocol.kafka.codec import SplicedResponse, build, nested, response_type
+
+API_KEY = 1
+INVALID_SESSION_ID = 0
+FULL_FETCH_EPOCHS = (-1, 0)
+
+
+async def handle(context: RequestContext, request: Any) -> ResponsePayload | SplicedResponse:
+    """Serve full fetches; incremental fetch sessions (KIP-227) are declined by answering
+    session id 0, which every client treats as 'keep sending full fetch requests'."""
+    response = response_type(API_KEY, context.header.api_version)
+    session_epoch = getattr(request, "session_epoch", -1)
+    if session_epoch not in FULL_FETCH_EPOCHS:
+        return build(
+            response,
+            throttle_time=datetime.timedelta(0),
+            error_code=ErrorCode.fetch_session_id_not_found,
+            session_id=INVALID_SESSION_ID,
+            responses=(),
+        )
+    broker = context.broker
+    requests: list[PartitionFetch] = []
+    unknown: list[tuple[Any, int]] = []
+    for topic in request.topics:
+        name = _topic_name(context, topic)
+        for partition in topic.partitions:
+            if name is None:
+                unknown.append((topic.topic_id, partition.partition))
+                continue
+            requests.append(
+                PartitionFetch(
+                    name, partition.partition, partition.fetch_offset, partition.partition_max_bytes
+                )
+            )
+    results = await fetch(
+        broker,
+        requests,
+        max_wait_ms=int(request.max_wait.total_seconds() * 1000),
+        min_bytes=request.min_bytes,
+        max_bytes=getattr(request, "max_bytes", 2**31 - 1),
+    )
+    slices: dict[bytes, FileSlice] = {}
+    topic_type = nested(response, "FetchableTopicResponse")
+    partition_type = nested(response, "PartitionData")
+    by_topic: dict[str, list[Any]] = {}
+    for result in results:
+        by_topic.setdefault(result.request.topic, []).append(
+            _partition_data(partition_type, result, slices)
+        )
+    topics = [
+        build(
+            topic_type,
+            topic=name,
+            topic_id=broker.topic_id(name),
+            partitions=tuple(partitions),
+        )
+        for name, partitions in by_topic.items()
+    ]
+    topics.extend(
+        build(
+            topic_type,
+            topic_id=topic_id,
+            partitions=(
+                build(
+                    partition_type,
+                    partition_index=index,
+                    error_code=ErrorCode.unknown_topic_id,
+                    high_watermark=-1,
+                    aborted_transactions=None,
+                    records=b"",
+                ),
+            ),
+        )
+        for topic_id, index in unknown
+    )
+    body = build(
+        response,
+        throttle_time=datetime.timedelta(0),
+        error_code=ErrorCode.none,
+        session_id=INVALID_SESSION_ID,
+        responses=tuple(topics),
+    )
+    return SplicedResponse(body, slices) if slices else body
+
+
+def _partition_data(
+    partition_type: type[Any], result: FetchedPartition, slices: dict[bytes, FileSlice]
+) -> Any:
+    records = b""
+    if result.data is not None:
+        records = os.urandom(16)
+        slices[records] = result.data
+    return build(
+        partition_type,
+        partition_index=result.request.partition,
+        error_code=result.error_code,
+        high_watermark=result.high_watermark,
+        last_stable_offset=result.high_watermark,
+        log_start_offset=result.log_start_offset,
+        aborted_transactions=None,
+        preferred_read_replica=-1,
+        records=records,
+    )
+
+
+def _topic_name(context: RequestContext, topic: Any) -> str | None:
+    """Fetch v13 names topics by id, earlier versions by name."""
+    if hasattr(topic, "topic"):
+        return str(topic.topic)
+    info = context.broker.image.topics_by_id.get(topic.topic_id)
+    return info.name if info else None
+
+
+API = Api(API_KEY, "Fetch", 4, 17, handle)

@@ -1,0 +1,91 @@
+"""Produce: append each partition's batches; answer per partition with offset or error."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+from kio.static.protocol import ResponsePayload
+
+from goqueue.broker.errors import BrokerError
+from goqueue.protocol.kafka.api import Api, RequestContext
+from goqueue.protocol.kafka.codec import build, nested, response_type
+
+API_KEY = 0
+logger = logging.getLogger(__name__)
+
+
+class AcksZeroProduceError(Exception):
+    """Kafka closes the connection when a produce without acks fails: it is the only way the
+    client can learn of the failure."""
+
+
+async def handle(context: RequestContext, request: Any) -> ResponsePayload | None:
+    response = response_type(API_KEY, context.header.api_version)
+    topic_type = nested(response, "TopicProduceResponse")
+    partition_type = nested(response, "PartitionProduceResponse")
+    broker = context.broker
+    topics = []
+    for topic_data in request.topic_data:
+        name = _topic_name(context, topic_data)
+        partitions = []
+        for data in topic_data.partition_data:
+            code, message, base_offset, log_start = ErrorCode.none, None, -1, -1
+            if request.acks not in (0, 1, -1):
+                code = ErrorCode.invalid_required_acks
+            else:
+                try:
+                    if name is None:
+                        raise BrokerError(ErrorCode.unknown_topic_id)
+                    result = await broker.produce(
+                        name, data.index, data.records or b"", request.acks
+                    )
+                    base_offset, log_start = result.base_offset, result.log_start_offset
+                except BrokerError as exc:
+                    code, message = exc.error_code, exc.message
+                    logger.warning(
+                        "produce to %s-%d from %s failed: %s %s",
+                        name,
+                        data.index,
+                        context.peer,
+                        code.name,
+                        message or "",
+                    )
+            if code != ErrorCode.none and request.acks == 0:
+                raise AcksZeroProduceError(f"{code.name}: {message}")
+            partitions.append(
+                build(
+                    partition_type,
+                    index=data.index,
+                    error_code=code,
+                    base_offset=base_offset,
+                    log_append_time=None,
+                    log_start_offset=log_start,
+                    record_errors=(),
+                    error_message=message,
+                )
+            )
+        topics.append(
+            build(
+                topic_type,
+                name=getattr(topic_data, "name", None),
+                topic_id=getattr(topic_data, "topic_id", None),
+                partition_responses=tuple(partitions),
+            )
+        )
+    if request.acks == 0:
+        return None
+    return build(response, responses=tuple(topics), throttle_time=datetime.timedelta(0))
+
+
+def _topic_name(context: RequestContext, topic_data: Any) -> str | None:
+    """Produce v13 names topics by id, earlier versions by name."""
+    if hasattr(topic_data, "name"):
+        return str(topic_data.name)
+    info = context.broker.image.topics_by_id.get(topic_data.topic_id)
+    return info.name if info else None
+
+
+API = Api(API_KEY, "Produce", 3, 13, handle)
