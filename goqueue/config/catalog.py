@@ -1,0 +1,286 @@
+"""The catalog of topic configs: one declarative table with each config's type, default,
+validation, documentation and whether it can change on a live topic.
+
+Kafka semantics: values travel as strings, a topic stores only what was set explicitly, and
+everything else falls back to a default, which is often a broker setting. Validation messages
+follow Kafka's wording so that clients and operators see familiar errors.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Protocol
+
+from goqueue.log.config import LogConfig
+
+if TYPE_CHECKING:
+    from goqueue.config.settings import BrokerSettings
+
+
+class InvalidConfigError(ValueError):
+    """A topic config name is unknown or its value is malformed or out of range."""
+
+
+class ConfigType(enum.Enum):
+    """Kafka's config types; INT and LONG differ in their range."""
+
+    STRING = "string"
+    INT = "int"
+    LONG = "long"
+    LIST = "list"
+
+
+class Validator(Protocol):
+    """Checks a parsed value; returns what is wrong in Kafka's words, or None."""
+
+    def check(self, value: object) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Between:
+    """Inclusive numeric range; either end may be open."""
+
+    low: int | None = None
+    high: int | None = None
+
+    def check(self, value: object) -> str | None:
+        assert isinstance(value, int)
+        if self.low is not None and value < self.low:
+            return f"Value must be at least {self.low}"
+        if self.high is not None and value > self.high:
+            return f"Value must be no more than {self.high}"
+        return None
+
+
+def at_least(low: int) -> Between:
+    """Kafka's `Range.atLeast`."""
+    return Between(low)
+
+
+@dataclass(frozen=True, slots=True)
+class OneOf:
+    """The value (or, for a list, every item) must be one of `allowed`."""
+
+    allowed: tuple[str, ...]
+
+    def check(self, value: object) -> str | None:
+        items = value if isinstance(value, list) else [value]
+        if all(item in self.allowed for item in items):
+            return None
+        kind = "List items" if isinstance(value, list) else "String"
+        return f"{kind} must be one of: {', '.join(self.allowed)}"
+
+
+_TYPE_RANGES = {
+    ConfigType.INT: Between(-(2**31), 2**31 - 1),
+    ConfigType.LONG: Between(-(2**63), 2**63 - 1),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEntry:
+    """One topic config. Its default is either `default` (Kafka's string form) or the value of
+    the broker setting named by `default_setting`."""
+
+    name: str
+    type: ConfigType
+    doc: str
+    default: str | None = None
+    default_setting: str | None = None
+    validator: Validator | None = None
+    dynamic: bool = True
+    """Whether a change applies to a live topic without restarting the broker."""
+
+    def parse(self, text: str) -> int | str | list[str]:
+        """Parse and validate a wire value; raise InvalidConfigError with Kafka's message."""
+        value: int | str | list[str]
+        if self.type in _TYPE_RANGES:
+            try:
+                value = int(text.strip())
+            except ValueError:
+                raise self._invalid(text, self._not_a_number) from None
+        elif self.type is ConfigType.LIST:
+            value = [item.strip() for item in text.split(",") if item.strip()]
+        else:
+            value = text.strip()
+        problem = self.check(value)
+        if problem:
+            raise self._invalid(text, problem)
+        return value
+
+    def check(self, value: int | str | list[str]) -> str | None:
+        """What is wrong with a parsed value (its type's range, then the validator), or None."""
+        if self.type in _TYPE_RANGES and _TYPE_RANGES[self.type].check(value):
+            return self._not_a_number
+        return self.validator.check(value) if self.validator else None
+
+    @property
+    def value_range(self) -> Between | None:
+        """The range of a numeric config's type (INT or LONG)."""
+        return _TYPE_RANGES.get(self.type)
+
+    @property
+    def _not_a_number(self) -> str:
+        return f"Not a number of type {self.type.name}"
+
+    def canonical(self, text: str) -> str:
+        """The value as the catalog stores it (trimmed, lists comma-joined), after validation."""
+        value = self.parse(text)
+        return ",".join(value) if isinstance(value, list) else str(value)
+
+    def default_for(self, settings: BrokerSettings) -> str:
+        if self.default_setting is not None:
+            return str(getattr(settings, self.default_setting))
+        assert self.default is not None
+        return self.default
+
+    def _invalid(self, text: str, problem: str) -> InvalidConfigError:
+        return InvalidConfigError(f"Invalid value {text} for configuration {self.name}: {problem}")
+
+
+TOPIC_CONFIGS: tuple[ConfigEntry, ...] = (
+    ConfigEntry(
+        "cleanup.policy",
+        ConfigType.LIST,
+        "How old segments are discarded: `delete` removes them by retention time and size, "
+        "`compact` keeps the latest record per key (compaction arrives in a later release).",
+        default="delete",
+        validator=OneOf(("compact", "delete")),
+    ),
+    ConfigEntry(
+        "retention.ms",
+        ConfigType.LONG,
+        "How long a segment is kept after its newest record; -1 keeps data forever.",
+        default_setting="log_retention_ms",
+        validator=at_least(-1),
+    ),
+    ConfigEntry(
+        "retention.bytes",
+        ConfigType.LONG,
+        "Size a partition may grow to before its oldest segments are deleted; -1 for no limit.",
+        default_setting="log_retention_bytes",
+    ),
+    ConfigEntry(
+        "segment.bytes",
+        ConfigType.INT,
+        "Size at which the active segment is closed and a new one started.",
+        default_setting="log_segment_bytes",
+        validator=at_least(14),
+    ),
+    ConfigEntry(
+        "segment.ms",
+        ConfigType.LONG,
+        "Age at which the active segment is closed even if not full, so retention can act.",
+        default_setting="log_segment_ms",
+        validator=at_least(1),
+    ),
+    ConfigEntry(
+        "max.message.bytes",
+        ConfigType.INT,
+        "Largest record batch a producer may append to the topic.",
+        default_setting="message_max_bytes",
+        validator=at_least(0),
+    ),
+    ConfigEntry(
+        "compression.type",
+        ConfigType.STRING,
+        "Compression of stored batches; `producer` keeps whatever the producer sent.",
+        default="producer",
+        validator=OneOf(("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")),
+    ),
+    ConfigEntry(
+        "min.insync.replicas",
+        ConfigType.INT,
+        "Replicas that must have a batch before an acks=all produce succeeds.",
+        default="1",
+        validator=at_least(1),
+    ),
+    ConfigEntry(
+        "message.timestamp.type",
+        ConfigType.STRING,
+        "Whether records keep the producer's timestamp or get the broker's append time.",
+        default="CreateTime",
+        validator=OneOf(("CreateTime", "LogAppendTime")),
+    ),
+    ConfigEntry(
+        "flush.messages",
+        ConfigType.LONG,
+        "Messages after which the partition is fsynced; 1 makes acks=1 wait for the fsync.",
+        default_setting="log_flush_interval_messages",
+        validator=at_least(1),
+    ),
+    ConfigEntry(
+        "flush.ms",
+        ConfigType.LONG,
+        "Longest time appended data stays unsynced.",
+        default_setting="log_flush_interval_ms",
+        validator=at_least(0),
+    ),
+    ConfigEntry(
+        "index.interval.bytes",
+        ConfigType.INT,
+        "Bytes of batches between two entries of the sparse offset index.",
+        default="4096",
+        validator=at_least(0),
+    ),
+    ConfigEntry(
+        "file.delete.delay.ms",
+        ConfigType.LONG,
+        "How long a deleted segment's files stay open for readers still using them.",
+        default="60000",
+        validator=at_least(0),
+    ),
+)
+
+CATALOG: Mapping[str, ConfigEntry] = {entry.name: entry for entry in TOPIC_CONFIGS}
+
+
+def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
+    """Check configs given for a topic and return them in canonical form; unknown names, null
+    values and bad values raise InvalidConfigError."""
+    nulls = sorted(name for name, value in configs.items() if value is None)
+    if nulls:
+        raise InvalidConfigError(f"Null value not supported for topic configs: {','.join(nulls)}")
+    valid: dict[str, str] = {}
+    for name, value in configs.items():
+        entry = CATALOG.get(name)
+        if entry is None:
+            raise InvalidConfigError(f"Unknown topic config name: {name}")
+        assert value is not None
+        valid[name] = entry.canonical(value)
+    return valid
+
+
+def effective_topic_configs(
+    topic_configs: Mapping[str, str], settings: BrokerSettings
+) -> dict[str, str]:
+    """Every catalog config with the topic's value where set, else its default."""
+    return {
+        entry.name: topic_configs.get(entry.name, entry.default_for(settings))
+        for entry in TOPIC_CONFIGS
+    }
+
+
+def _int_config(name: str, topic_configs: Mapping[str, str], settings: BrokerSettings) -> int:
+    """A numeric config's value; stored topic configs were validated when they were set."""
+    return int(topic_configs.get(name) or CATALOG[name].default_for(settings))
+
+
+_LOG_CONFIG_FIELDS = {f.name.replace("_", "."): f.name for f in fields(LogConfig)}
+
+
+def log_config_for(topic_configs: Mapping[str, str], settings: BrokerSettings) -> LogConfig:
+    """The partition log settings of a topic (each LogConfig field is the config of that name)."""
+    return LogConfig(
+        **{
+            field_name: _int_config(name, topic_configs, settings)
+            for name, field_name in _LOG_CONFIG_FIELDS.items()
+        }
+    )
+
+
+def max_message_bytes_for(topic_configs: Mapping[str, str], settings: BrokerSettings) -> int:
+    """Largest batch a producer may append to the topic."""
+    return _int_config("max.message.bytes", topic_configs, settings)

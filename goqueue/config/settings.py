@@ -1,0 +1,291 @@
+"""Broker settings: one frozen object built from the command line, environment and a TOML file.
+
+Every setting is declared once, as a dataclass field whose metadata carries its documentation
+and validation; the loader, its error messages and (later) the configuration reference are
+all derived from that declaration.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from goqueue.config.catalog import TOPIC_CONFIGS, Between, ConfigEntry, Validator, at_least
+
+ENV_PREFIX = "GOQUEUE_"
+INT64_MAX = 2**63 - 1
+DAY_MS = 24 * 60 * 60 * 1000
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+ALIASES = {"log_roll_ms": "log_segment_ms"}
+"""Kafka's own names for settings that Go-Queue names after the topic config they default."""
+
+
+class SettingsError(Exception):
+    """A setting is unknown or malformed; the message says which one, where it came from and
+    what to write instead."""
+
+
+def _meta(doc: str, *, validator: Between | None = None, address: bool = False) -> dict[str, Any]:
+    """A setting's declaration beside its default: what it is for and how a value is checked."""
+    return {"doc": doc, "validator": validator, "address": address}
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """Everything a broker node is configured with; immutable once loaded."""
+
+    node_id: int = field(
+        default=0,
+        metadata=_meta("Id of this broker in the cluster.", validator=Between(0, 2**31 - 1)),
+    )
+    data_dir: Path = field(
+        default=Path("goqueue-data"),
+        metadata=_meta("Directory holding the partition logs and the metadata quorum's files."),
+    )
+    listen: str = field(
+        default="127.0.0.1:9092", metadata=_meta("HOST:PORT of the Kafka listener.", address=True)
+    )
+    advertised: str | None = field(
+        default=None,
+        metadata=_meta(
+            "HOST:PORT that clients are told to connect to; defaults to the listen address.",
+            address=True,
+        ),
+    )
+    http: str = field(
+        default="127.0.0.1:8080", metadata=_meta("HOST:PORT of the HTTP API.", address=True)
+    )
+    raft: str = field(
+        default="127.0.0.1:9093",
+        metadata=_meta("HOST:PORT of the metadata quorum (Raft) listener.", address=True),
+    )
+    cluster_secret: str | None = field(
+        default=None,
+        metadata=_meta(
+            "Secret that encrypts and authenticates the metadata quorum's traffic; every node of "
+            "a cluster needs the same one. A single node without one uses a random secret."
+        ),
+    )
+    auto_create_topics_enable: bool = field(
+        default=True,
+        metadata=_meta("Create a topic when a client asks for metadata of a missing topic."),
+    )
+    num_partitions: int = field(
+        default=1,
+        metadata=_meta(
+            "Partitions of a topic created without a partition count.",
+            validator=Between(1, 2**31 - 1),
+        ),
+    )
+    default_replication_factor: int = field(
+        default=1,
+        metadata=_meta(
+            "Replicas of a topic created without a replication factor.",
+            validator=Between(1, 32767),
+        ),
+    )
+    socket_request_max_bytes: int = field(
+        default=104857600,
+        metadata=_meta(
+            "Largest request a client may send; a larger frame closes the connection.",
+            validator=Between(1, 2**31 - 1),
+        ),
+    )
+    message_max_bytes: int = field(
+        default=1048588, metadata=_meta("Default largest record batch a producer may send.")
+    )
+    log_segment_bytes: int = field(
+        default=1024 * 1024 * 1024, metadata=_meta("Default size at which a segment rolls.")
+    )
+    log_segment_ms: int = field(
+        default=7 * DAY_MS, metadata=_meta("Default age at which a segment rolls.")
+    )
+    log_retention_ms: int = field(
+        default=7 * DAY_MS,
+        metadata=_meta("Default time data is kept before its segment is deleted; -1 keeps it."),
+    )
+    log_retention_bytes: int = field(
+        default=-1,
+        metadata=_meta("Default size a partition may reach before old segments go; -1: no limit."),
+    )
+    log_retention_check_interval_ms: int = field(
+        default=30000, metadata=_meta("How often retention is applied.", validator=at_least(1))
+    )
+    log_flush_interval_messages: int = field(
+        default=INT64_MAX, metadata=_meta("Default number of messages between two fsyncs.")
+    )
+    log_flush_interval_ms: int = field(
+        default=1000, metadata=_meta("Default longest time appended data stays unsynced.")
+    )
+
+    def advertised_host_port(self) -> tuple[str, int]:
+        """The address clients are told to use: `advertised`, or else the listen address."""
+        return parse_host_port(self.advertised or self.listen)
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """Split `host:port` (IPv6 hosts in brackets: `[::1]:9092`); raise ValueError if malformed."""
+    host, sep, port_text = value.strip().rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError("expected HOST:PORT, for example 127.0.0.1:9092")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        ipaddress.IPv6Address(host)
+    elif ":" in host:
+        raise ValueError("write an IPv6 host in brackets, for example [::1]:9092")
+    port = int(port_text)
+    if port > 65535:
+        raise ValueError("the port must be between 0 and 65535")
+    return host, port
+
+
+def load_settings(
+    cli: Mapping[str, object], config_file: Path | None, environ: Mapping[str, str]
+) -> BrokerSettings:
+    """Merge the sources (command line > `GOQUEUE_*` environment > TOML file > defaults),
+    convert and validate every value, and raise SettingsError naming the culprit."""
+    raw: dict[str, tuple[object, str]] = {}
+    if config_file is not None:
+        for key, value in _flatten(_read_toml(config_file)):
+            where = f"{key} in config file {config_file}"
+            raw[_field_name(key, where)] = (value, where)
+    for key, value in environ.items():
+        name = _normalize(key[len(ENV_PREFIX) :]) if key.startswith(ENV_PREFIX) else ""
+        if name in _FIELDS:
+            raw[name] = (value, f"environment variable {key}")
+    for key, value in cli.items():
+        if value is not None:
+            where = f"option --{key.replace('_', '-')}"
+            raw[_field_name(key, where)] = (value, where)
+    values: dict[str, Any] = {name: _convert(name, *pair) for name, pair in raw.items()}
+    settings = BrokerSettings(**values)
+    _check_advertised(settings)
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise SettingsError(f"Cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"Config file {path} is not valid TOML: {exc}") from exc
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Yield dotted names, so `log.retention.ms = 1` (a nested table in TOML) works as written."""
+    for key, value in table.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _normalize(name: str) -> str:
+    """`log.retention.ms`, `LOG_RETENTION_MS` and `log-retention-ms` all name one field."""
+    normalized = name.strip().lower().replace(".", "_").replace("-", "_")
+    return ALIASES.get(normalized, normalized)
+
+
+def _field_name(key: str, where: str) -> str:
+    name = _normalize(key)
+    if name not in _FIELDS:
+        raise SettingsError(
+            f"Unknown setting {where}. Known settings (write them with dots or underscores): "
+            + ", ".join(_FIELDS)
+        )
+    return name
+
+
+def _convert(name: str, value: object, where: str) -> object:
+    """Turn a raw value (a string from the environment, anything from TOML or the CLI) into
+    the field's type and check it."""
+    spec = _FIELDS[name]
+    try:
+        converted = _CONVERTERS[_TYPES[name]](value)
+        if spec.metadata["address"] and converted is not None:
+            parse_host_port(str(converted))
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"Invalid value {value!r} for {where}: {exc}") from exc
+    if isinstance(converted, int) and not isinstance(converted, bool):
+        for checker in _int_checkers(name):
+            problem = checker.check(converted)
+            if problem:
+                raise SettingsError(f"Invalid value {converted} for {where}: {problem}")
+    return converted
+
+
+def _int_checkers(name: str) -> list[Validator]:
+    """A broker default obeys the same rules as the topic config it is the default of."""
+    entry = _TOPIC_DEFAULTS.get(name)
+    if entry is None:
+        return [_FIELDS[name].metadata["validator"] or _INT64]
+    return [check for check in (entry.value_range, entry.validator) if check is not None]
+
+
+def _to_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError("expected a whole number")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
+def _to_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _to_str(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    return value
+
+
+def _to_optional_str(value: object) -> str | None:
+    return _to_str(value) or None
+
+
+def _to_path(value: object) -> Path:
+    if not isinstance(value, str | Path):
+        raise TypeError("expected a directory path")
+    return Path(value).expanduser()
+
+
+_CONVERTERS: dict[object, Callable[[object], object]] = {
+    int: _to_int,
+    bool: _to_bool,
+    str: _to_str,
+    str | None: _to_optional_str,
+    Path: _to_path,
+}
+
+_FIELDS = {f.name: f for f in fields(BrokerSettings)}
+_TYPES = typing.get_type_hints(BrokerSettings)
+_INT64 = Between(-(2**63), INT64_MAX)
+_TOPIC_DEFAULTS: dict[str, ConfigEntry] = {
+    entry.default_setting: entry for entry in TOPIC_CONFIGS if entry.default_setting is not None
+}
+
+
+def _check_advertised(settings: BrokerSettings) -> None:
+    host, port = settings.advertised_host_port()
+    if host in WILDCARD_HOSTS or (settings.advertised is not None and port == 0):
+        raise SettingsError(
+            f"Clients cannot connect to {settings.advertised or settings.listen}: set the "
+            "advertised address (--advertised HOST:PORT or GOQUEUE_ADVERTISED) to a host and "
+            "port that clients can reach."
+        )
