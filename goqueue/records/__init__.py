@@ -1,0 +1,1 @@
+"""RecordBatch v2: header views, validation, building, decoding and compression."""

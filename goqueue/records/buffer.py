@@ -1,0 +1,5 @@
+"""The byte containers that records functions read without copying."""
+
+from typing import TypeAlias
+
+Buffer: TypeAlias = bytes | bytearray | memoryview
