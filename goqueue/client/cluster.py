@@ -18,6 +18,7 @@ from goqueue.client.errors import (
     ClientError,
     LeaderNotAvailableError,
     error_for,
+    partition_error,
     raise_for,
     topic_error,
 )
@@ -32,6 +33,15 @@ from goqueue.client.metadata import (
 )
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+STALE_METADATA_ERRORS = frozenset(
+    {
+        ErrorCode.not_leader_or_follower,
+        ErrorCode.leader_not_available,
+        ErrorCode.unknown_topic_or_partition,
+        ErrorCode.unknown_topic_id,
+        ErrorCode.fenced_leader_epoch,
+    }
+)
 METADATA_RETRY_BACKOFF = 0.05
 """Seconds between metadata requests while a topic's partitions still lack a leader."""
 
@@ -147,8 +157,18 @@ class Cluster:
             await asyncio.sleep(METADATA_RETRY_BACKOFF)
 
     def invalidate(self, topic: str) -> None:
-        """Forget a topic's cached metadata, e.g. after a NOT_LEADER_OR_FOLLOWER error."""
+        """Forget a topic's cached metadata, so the next use asks the cluster again."""
         self._topics.pop(topic, None)
+
+    def check(
+        self, code: ErrorCode, topic: str, partition: int, message: str | None = None
+    ) -> None:
+        """Raise a per-partition error code, first forgetting metadata it shows is stale."""
+        if code == ErrorCode.none:
+            return
+        if code in STALE_METADATA_ERRORS:
+            self.invalidate(topic)
+        raise partition_error(code, topic, partition, message)
 
     async def leaders(
         self, partitions: Iterable[TopicPartition]

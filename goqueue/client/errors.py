@@ -134,6 +134,15 @@ def topic_error(code: ErrorCode, topic: str, message: str | None = None) -> Kafk
     return error_for(code, message)
 
 
+def partition_error(
+    code: ErrorCode, topic: str, partition: int, message: str | None = None
+) -> KafkaError:
+    """The error for a per-partition error code, naming the partition."""
+    if code == ErrorCode.unknown_topic_or_partition and message is None:
+        message = f"topic {topic!r} or its partition {partition} does not exist"
+    return error_for(code, f"{topic!r} partition {partition}: {message or _describe(code)}")
+
+
 def raise_for(code: ErrorCode, message: str | None = None) -> None:
     """Raise `error_for(code, message)` unless `code` is `ErrorCode.none`."""
     if code != ErrorCode.none:

@@ -1,0 +1,204 @@
+"""Cluster administration: topics, cluster description and offsets (the seed of the SDK admin)."""
+
+import datetime
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from goqueue.client.cluster import DEFAULT_BOOTSTRAP, Cluster
+from goqueue.client.connection import DEFAULT_REQUEST_TIMEOUT
+from goqueue.client.errors import raise_for, topic_error
+from goqueue.client.metadata import BrokerAddress, TopicMetadata, TopicPartition
+from goqueue.client.offsets import OffsetAndTimestamp, list_offsets
+from goqueue.client.protocol import Fields
+
+CREATE_TOPICS = 19
+DELETE_TOPICS = 20
+DESCRIBE_CONFIGS = 32
+DESCRIBE_CLUSTER = 60
+TOPIC_RESOURCE = 2
+DEFAULT_ADMIN_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class NewTopic:
+    """A topic to create; -1 partitions or replication factor means the broker's default."""
+
+    name: str
+    num_partitions: int = -1
+    replication_factor: int = -1
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedTopic:
+    """What the broker created; counts are -1 and configs empty from CreateTopics before v5."""
+
+    name: str
+    topic_id: uuid.UUID | None
+    num_partitions: int
+    replication_factor: int
+    configs: Mapping[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterDescription:
+    cluster_id: str | None
+    controller_id: int
+    brokers: tuple[BrokerAddress, ...]
+
+
+class Admin:
+    """Administrative requests against a cluster; use as `async with Admin(bootstrap) as admin`."""
+
+    def __init__(
+        self,
+        bootstrap: str | Sequence[str] = DEFAULT_BOOTSTRAP,
+        *,
+        client_id: str | None = "goqueue-admin",
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    ) -> None:
+        self.cluster = Cluster(bootstrap, client_id=client_id, request_timeout=request_timeout)
+
+    async def __aenter__(self) -> "Admin":
+        await self.cluster.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.cluster.close()
+
+    async def create_topics(
+        self,
+        topics: Sequence[NewTopic],
+        *,
+        validate_only: bool = False,
+        timeout_ms: int = DEFAULT_ADMIN_TIMEOUT_MS,
+    ) -> list[CreatedTopic]:
+        """Create topics (or only check that they could be); raises the first topic's error."""
+        request = {
+            "topics": [
+                {
+                    "name": topic.name,
+                    "num_partitions": topic.num_partitions,
+                    "replication_factor": topic.replication_factor,
+                    "assignments": [],
+                    "configs": [{"name": k, "value": v} for k, v in topic.configs.items()],
+                }
+                for topic in topics
+            ],
+            "timeout": datetime.timedelta(milliseconds=timeout_ms),
+            "validate_only": validate_only,
+        }
+        response = await self._to_controller(CREATE_TOPICS, request, timeout_ms)
+        for result in response.topics:
+            if result.error_code != ErrorCode.none:
+                raise topic_error(result.error_code, result.name, result.error_message)
+        return [
+            CreatedTopic(
+                name=result.name,
+                topic_id=getattr(result, "topic_id", None),
+                num_partitions=getattr(result, "num_partitions", -1),
+                replication_factor=getattr(result, "replication_factor", -1),
+                configs={c.name: c.value for c in getattr(result, "configs", None) or ()},
+            )
+            for result in response.topics
+        ]
+
+    async def delete_topics(
+        self, names: Sequence[str], *, timeout_ms: int = DEFAULT_ADMIN_TIMEOUT_MS
+    ) -> None:
+        """Delete topics by name; raises the first topic's error."""
+        request = {
+            "topic_names": list(names),
+            "topics": [{"name": name, "topic_id": None} for name in names],
+            "timeout": datetime.timedelta(milliseconds=timeout_ms),
+        }
+        response = await self._to_controller(DELETE_TOPICS, request, timeout_ms)
+        for name in names:
+            self.cluster.invalidate(name)
+        for result in response.responses:
+            if result.error_code != ErrorCode.none:
+                message = getattr(result, "error_message", None)
+                raise topic_error(result.error_code, result.name or "?", message)
+
+    async def list_topics(self, *, include_internal: bool = False) -> list[TopicMetadata]:
+        """Every topic, sorted by name."""
+        metadata = await self.cluster.refresh(None)
+        return sorted(
+            (t for t in metadata.topics.values() if include_internal or not t.is_internal),
+            key=lambda t: t.name,
+        )
+
+    async def describe_topics(self, names: Sequence[str]) -> list[TopicMetadata]:
+        """Metadata of the named topics, in the order given; raises if one does not exist."""
+        metadata = await self.cluster.refresh(list(names))
+        described = []
+        for name in names:
+            topic = metadata.topics.get(name)
+            code = ErrorCode.unknown_topic_or_partition if topic is None else topic.error
+            if topic is None or code != ErrorCode.none:
+                raise topic_error(code, name)
+            described.append(topic)
+        return described
+
+    async def describe_topic_configs(self, name: str) -> dict[str, str | None]:
+        """A topic's effective configs; raises `UnsupportedVersionError` if the broker does not
+        serve DescribeConfigs."""
+        request = {
+            "resources": [
+                {"resource_type": TOPIC_RESOURCE, "resource_name": name, "configuration_keys": None}
+            ],
+            "include_synonyms": False,
+            "include_documentation": False,
+        }
+        connection = await self.cluster.any_connection()
+        response = await connection.request(
+            DESCRIBE_CONFIGS, request, timeout=self.cluster.request_timeout
+        )
+        (result,) = response.results
+        if result.error_code != ErrorCode.none:
+            raise topic_error(result.error_code, name, result.error_message)
+        return {config.name: config.value for config in result.configs}
+
+    async def describe_cluster(self) -> ClusterDescription:
+        """Cluster id, controller and brokers (DescribeCluster, or Metadata on older brokers)."""
+        connection = await self.cluster.any_connection()
+        if connection.version(DESCRIBE_CLUSTER) is None:
+            metadata = await self.cluster.refresh([])
+            return ClusterDescription(
+                metadata.cluster_id, metadata.controller_id, tuple(metadata.brokers.values())
+            )
+        response = await connection.request(
+            DESCRIBE_CLUSTER, {"include_cluster_authorized_operations": False}
+        )
+        raise_for(response.error_code, response.error_message)
+        return ClusterDescription(
+            cluster_id=response.cluster_id,
+            controller_id=response.controller_id,
+            brokers=tuple(
+                BrokerAddress(b.broker_id, b.host, b.port, b.rack) for b in response.brokers
+            ),
+        )
+
+    async def list_offsets(
+        self, queries: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, OffsetAndTimestamp]:
+        """See `goqueue.client.offsets.list_offsets`."""
+        return await list_offsets(self.cluster, queries)
+
+    async def _to_controller(self, api_key: int, request: Fields, timeout_ms: int) -> Any:
+        connection = await self.cluster.controller()
+        timeout = self.cluster.request_timeout + timeout_ms / 1000
+        return await connection.request(api_key, request, timeout=timeout)

@@ -1,0 +1,61 @@
+"""ListOffsets: where a partition starts and ends, and which offset a timestamp falls on."""
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from goqueue.client.cluster import Cluster
+from goqueue.client.metadata import TopicPartition
+
+LIST_OFFSETS = 2
+
+LATEST = -1
+"""The offset the next message will get (the high watermark)."""
+EARLIEST = -2
+"""The first offset still in the log (the log start offset)."""
+MAX_TIMESTAMP = -3
+"""The offset of the message with the largest timestamp (ListOffsets v7+)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetAndTimestamp:
+    """A ListOffsets answer; offset -1 when no message has a timestamp at or after the query."""
+
+    offset: int
+    timestamp_ms: int
+
+
+async def list_offsets(
+    cluster: Cluster, queries: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, OffsetAndTimestamp]:
+    """Resolve each partition's query (a timestamp in ms, or LATEST/EARLIEST/MAX_TIMESTAMP)."""
+    by_leader = await cluster.leaders(queries)
+    answers = await asyncio.gather(
+        *(_ask(cluster, node, {tp: queries[tp] for tp in tps}) for node, tps in by_leader.items())
+    )
+    return {tp: found for answer in answers for tp, found in answer.items()}
+
+
+async def _ask(
+    cluster: Cluster, node_id: int, queries: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, OffsetAndTimestamp]:
+    topics: dict[str, list[dict[str, int]]] = {}
+    for tp, timestamp in queries.items():
+        topics.setdefault(tp.topic, []).append(
+            {"partition_index": tp.partition, "timestamp": timestamp}
+        )
+    request = {
+        "replica_id": -1,
+        "isolation_level": 0,
+        "topics": [{"name": name, "partitions": parts} for name, parts in topics.items()],
+    }
+    connection = await cluster.connection(node_id)
+    response = await connection.request(LIST_OFFSETS, request, timeout=cluster.request_timeout)
+    answers = {}
+    for topic in response.topics:
+        for partition in topic.partitions:
+            cluster.check(partition.error_code, topic.name, partition.partition_index)
+            answers[TopicPartition(topic.name, partition.partition_index)] = OffsetAndTimestamp(
+                offset=partition.offset, timestamp_ms=partition.timestamp
+            )
+    return answers

@@ -1,0 +1,119 @@
+"""Produce: records to batches, batches to partition leaders (the seed of the SDK producer)."""
+
+import asyncio
+import datetime
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from goqueue.client.cluster import Cluster
+from goqueue.client.metadata import TopicPartition
+from goqueue.records.batch import HEADER_SIZE
+from goqueue.records.builder import NewRecord, build_batch
+from goqueue.records.compression import Compression
+
+PRODUCE = 0
+ACKS_ALL = -1
+DEFAULT_PRODUCE_TIMEOUT_MS = 30_000
+RECORD_OVERHEAD = 21
+"""Upper bound of a record's encoded size beyond its key, value and header bytes: length,
+attributes, timestamp and offset deltas, key and value lengths, header count (all varints)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProduceResult:
+    """Where a batch landed; offsets are -1 with acks=0, which gets no answer."""
+
+    topic_partition: TopicPartition
+    base_offset: int
+    log_start_offset: int
+
+
+def estimated_size(record: NewRecord) -> int:
+    """An upper bound of the record's size inside an uncompressed batch."""
+    headers = sum(len(name.encode()) + len(value or b"") + 10 for name, value in record.headers)
+    return len(record.key or b"") + len(record.value or b"") + headers + RECORD_OVERHEAD
+
+
+def split_batches(records: Sequence[NewRecord], max_bytes: int) -> Iterator[Sequence[NewRecord]]:
+    """Consecutive runs of `records` that each fit in a batch of `max_bytes` (at least one
+    record per run, so an oversized record still goes out alone and gets the broker's error)."""
+    start, size = 0, HEADER_SIZE
+    for index, record in enumerate(records):
+        record_size = estimated_size(record)
+        if index > start and size + record_size > max_bytes:
+            yield records[start:index]
+            start, size = index, HEADER_SIZE
+        size += record_size
+    if start < len(records):
+        yield records[start:]
+
+
+async def produce(
+    cluster: Cluster,
+    records: Mapping[TopicPartition, Sequence[NewRecord]],
+    *,
+    compression: Compression = Compression.none,
+    acks: int = ACKS_ALL,
+    timeout_ms: int = DEFAULT_PRODUCE_TIMEOUT_MS,
+) -> dict[TopicPartition, ProduceResult]:
+    """Send each partition's records as one batch; raises the first partition error."""
+    batches = {
+        tp: build_batch(batch, compression=compression) for tp, batch in records.items() if batch
+    }
+    return await produce_batches(cluster, batches, acks=acks, timeout_ms=timeout_ms)
+
+
+async def produce_batches(
+    cluster: Cluster,
+    batches: Mapping[TopicPartition, bytes],
+    *,
+    acks: int = ACKS_ALL,
+    timeout_ms: int = DEFAULT_PRODUCE_TIMEOUT_MS,
+) -> dict[TopicPartition, ProduceResult]:
+    """Send encoded batches, one request per leader, all leaders at once."""
+    by_leader = await cluster.leaders(batches)
+    answers = await asyncio.gather(
+        *(
+            _send(cluster, node_id, {tp: batches[tp] for tp in tps}, acks, timeout_ms)
+            for node_id, tps in by_leader.items()
+        )
+    )
+    return {tp: result for answer in answers for tp, result in answer.items()}
+
+
+async def _send(
+    cluster: Cluster,
+    node_id: int,
+    batches: Mapping[TopicPartition, bytes],
+    acks: int,
+    timeout_ms: int,
+) -> dict[TopicPartition, ProduceResult]:
+    by_topic: dict[str, list[dict[str, object]]] = {}
+    for tp, batch in batches.items():
+        by_topic.setdefault(tp.topic, []).append({"index": tp.partition, "records": batch})
+    topic_ids = {name: (await cluster.topic(name)).topic_id for name in by_topic}
+    request = {
+        "transactional_id": None,
+        "acks": acks,
+        "timeout": datetime.timedelta(milliseconds=timeout_ms),
+        "topic_data": [
+            {"name": name, "topic_id": topic_ids[name], "partition_data": partitions}
+            for name, partitions in by_topic.items()
+        ],
+    }
+    connection = await cluster.connection(node_id)
+    if acks == 0:
+        await connection.request_no_response(PRODUCE, request)
+        return {tp: ProduceResult(tp, -1, -1) for tp in batches}
+    response = await connection.request(
+        PRODUCE, request, timeout=cluster.request_timeout + timeout_ms / 1000
+    )
+    names = {topic_id: name for name, topic_id in topic_ids.items()}
+    results = {}
+    for topic in response.responses:
+        name = getattr(topic, "name", None) or names[topic.topic_id]
+        for partition in topic.partition_responses:
+            cluster.check(partition.error_code, name, partition.index, partition.error_message)
+            tp = TopicPartition(name, partition.index)
+            results[tp] = ProduceResult(tp, partition.base_offset, partition.log_start_offset)
+    return results
