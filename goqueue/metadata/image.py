@@ -1,0 +1,93 @@
+"""The cluster metadata image: an immutable snapshot that the broker reads without locks.
+
+The Raft thread builds a new image for every change and the event loop swaps it in whole, so
+a reader holding an image always sees one consistent state. The `with_*` methods are the only
+way to derive a new image and keep `topics` and `topics_by_id` in step.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _frozen(mapping: Mapping[K, V]) -> Mapping[K, V]:
+    """A read-only copy, so no holder of an image can change it under other readers."""
+    return mapping if isinstance(mapping, MappingProxyType) else MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerInfo:
+    """A registered broker and the address clients reach it at."""
+
+    node_id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    """A topic; `configs` holds only the values set on the topic (defaults are not stored)."""
+
+    name: str
+    topic_id: uuid.UUID
+    partitions: int
+    replication_factor: int
+    configs: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "configs", _frozen(self.configs))
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataImage:
+    """Everything the quorum agreed on; `offset` counts the records that changed it."""
+
+    cluster_id: str
+    controller_id: int
+    brokers: Mapping[int, BrokerInfo]
+    topics: Mapping[str, TopicInfo]
+    topics_by_id: Mapping[uuid.UUID, TopicInfo]
+    offset: int
+
+    def __post_init__(self) -> None:
+        for name in ("brokers", "topics", "topics_by_id"):
+            object.__setattr__(self, name, _frozen(getattr(self, name)))
+
+    @classmethod
+    def empty(cls) -> MetadataImage:
+        """The image before the first record: no cluster id yet, no controller (-1)."""
+        return cls("", -1, {}, {}, {}, -1)
+
+    def with_cluster_id(self, cluster_id: str) -> MetadataImage:
+        return replace(self, cluster_id=cluster_id)
+
+    def with_controller(self, node_id: int) -> MetadataImage:
+        return replace(self, controller_id=node_id)
+
+    def with_broker(self, broker: BrokerInfo) -> MetadataImage:
+        return replace(self, brokers={**self.brokers, broker.node_id: broker})
+
+    def with_topic(self, topic: TopicInfo) -> MetadataImage:
+        return replace(
+            self,
+            topics={**self.topics, topic.name: topic},
+            topics_by_id={**self.topics_by_id, topic.topic_id: topic},
+        )
+
+    def without_topic(self, name: str) -> MetadataImage:
+        removed = self.topics[name]
+        return replace(
+            self,
+            topics={key: value for key, value in self.topics.items() if key != name},
+            topics_by_id={
+                key: value for key, value in self.topics_by_id.items() if key != removed.topic_id
+            },
+        )

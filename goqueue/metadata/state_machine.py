@@ -1,0 +1,321 @@
+"""The replicated metadata state machine: pure record transitions plus the pysyncobj wrapper.
+
+Records are small JSON objects with a `type`, like the records of Kafka's metadata log.
+`apply_record` is a pure function from (image, record) to the next image, so every node that
+replays the same records reaches the same image; it runs on pysyncobj's thread.
+
+All records go through one replicated method, `_apply_journaled`, because pysyncobj numbers
+replicated methods by sorted name in its journal: adding a method would renumber the
+commands already journaled. New record types are added to `_TRANSITIONS` instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+from pysyncobj import SyncObj, SyncObjConf, SyncObjException, replicated
+from pysyncobj.encryptor import HAS_CRYPTO
+from pysyncobj.node import TCPNode
+
+from goqueue.metadata.image import BrokerInfo, MetadataImage, TopicInfo
+
+logger = logging.getLogger(__name__)
+
+Record = Mapping[str, Any]
+Callback = Callable[[object, int], None]
+"""pysyncobj's command callback: (result, FAIL_REASON); called on the Raft thread."""
+
+DUMP_FORMAT = 1
+BUSY_TICK_S = 0.002
+"""Tick period while a command of ours awaits commit, so it applies within milliseconds."""
+
+
+class MetadataError(Exception):
+    """The metadata quorum could not carry out a change."""
+
+    error_code: ErrorCode = ErrorCode.unknown_server_error
+
+    def __init__(self, message: str, error_code: ErrorCode | None = None) -> None:
+        super().__init__(message)
+        if error_code is not None:
+            self.error_code = error_code
+
+
+class TopicExistsError(MetadataError):
+    error_code = ErrorCode.topic_already_exists
+
+
+class UnknownTopicError(MetadataError):
+    error_code = ErrorCode.unknown_topic_or_partition
+
+
+def new_cluster_id() -> str:
+    """Kafka's format: 16 random bytes, URL-safe base64 without padding (22 characters)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+# -- records and their pure transitions ---------------------------------------------------
+
+
+def broker_to_json(broker: BrokerInfo) -> dict[str, Any]:
+    return {
+        "node_id": broker.node_id,
+        "host": broker.host,
+        "port": broker.port,
+        "rack": broker.rack,
+    }
+
+
+def broker_from_json(data: Mapping[str, Any]) -> BrokerInfo:
+    return BrokerInfo(int(data["node_id"]), str(data["host"]), int(data["port"]), data["rack"])
+
+
+def topic_to_json(topic: TopicInfo) -> dict[str, Any]:
+    return {
+        "name": topic.name,
+        "topic_id": str(topic.topic_id),
+        "partitions": topic.partitions,
+        "replication_factor": topic.replication_factor,
+        "configs": dict(topic.configs),
+    }
+
+
+def topic_from_json(data: Mapping[str, Any]) -> TopicInfo:
+    return TopicInfo(
+        str(data["name"]),
+        uuid.UUID(data["topic_id"]),
+        int(data["partitions"]),
+        int(data["replication_factor"]),
+        {str(key): str(value) for key, value in data["configs"].items()},
+    )
+
+
+def _init_cluster(image: MetadataImage, record: Record) -> MetadataImage:
+    """The first proposed cluster id wins; later proposals (a restart racing) change nothing."""
+    return image if image.cluster_id else image.with_cluster_id(str(record["cluster_id"]))
+
+
+def _elect_controller(image: MetadataImage, record: Record) -> MetadataImage:
+    node_id = int(record["node_id"])
+    return image if image.controller_id == node_id else image.with_controller(node_id)
+
+
+def _register_broker(image: MetadataImage, record: Record) -> MetadataImage:
+    broker = broker_from_json(record["broker"])
+    return image if image.brokers.get(broker.node_id) == broker else image.with_broker(broker)
+
+
+def _create_topic(image: MetadataImage, record: Record) -> MetadataImage:
+    topic = topic_from_json(record["topic"])
+    if topic.name in image.topics or topic.topic_id in image.topics_by_id:
+        raise TopicExistsError(f"Topic '{topic.name}' already exists.")
+    return image.with_topic(topic)
+
+
+def _delete_topic(image: MetadataImage, record: Record) -> MetadataImage:
+    name = str(record["name"])
+    if name not in image.topics:
+        raise UnknownTopicError(f"Topic '{name}' does not exist.")
+    return image.without_topic(name)
+
+
+_TRANSITIONS: dict[str, Callable[[MetadataImage, Record], MetadataImage]] = {
+    "init_cluster": _init_cluster,
+    "elect_controller": _elect_controller,
+    "register_broker": _register_broker,
+    "create_topic": _create_topic,
+    "delete_topic": _delete_topic,
+}
+
+
+def apply_record(image: MetadataImage, record: Record) -> MetadataImage:
+    """The image after `record`; the same image object if the record changes nothing.
+    Raises TopicExistsError / UnknownTopicError for a record the state rejects."""
+    transition = _TRANSITIONS.get(record.get("type", ""))
+    if transition is None:
+        raise MetadataError(
+            f"Unknown metadata record type {record.get('type')!r}: this node runs an older "
+            "Go-Queue than the node that wrote it; upgrade it."
+        )
+    new = transition(image, record)
+    return image if new is image else _with_offset(new, image.offset + 1)
+
+
+def _with_offset(image: MetadataImage, offset: int) -> MetadataImage:
+    return MetadataImage(
+        image.cluster_id,
+        image.controller_id,
+        image.brokers,
+        image.topics,
+        image.topics_by_id,
+        offset,
+    )
+
+
+def image_to_json(image: MetadataImage) -> dict[str, Any]:
+    return {
+        "cluster_id": image.cluster_id,
+        "controller_id": image.controller_id,
+        "offset": image.offset,
+        "brokers": [broker_to_json(broker) for broker in image.brokers.values()],
+        "topics": [topic_to_json(topic) for topic in image.topics.values()],
+    }
+
+
+def image_from_json(data: Mapping[str, Any]) -> MetadataImage:
+    image = MetadataImage.empty()
+    for broker in data["brokers"]:
+        image = image.with_broker(broker_from_json(broker))
+    for topic in data["topics"]:
+        image = image.with_topic(topic_from_json(topic))
+    image = image.with_cluster_id(str(data["cluster_id"])).with_controller(
+        int(data["controller_id"])
+    )
+    return _with_offset(image, int(data["offset"]))
+
+
+# -- the pysyncobj wrapper -------------------------------------------------------------------
+
+
+def _encode_entry(entry: tuple[bytes, int, int]) -> list[Any]:
+    command, index, term = entry
+    return [base64.b64encode(command).decode(), index, term]
+
+
+def _decode_entry(data: list[Any]) -> tuple[bytes, int, int]:
+    return base64.b64decode(data[0]), int(data[1]), int(data[2])
+
+
+class MetadataStateMachine(SyncObj):  # type: ignore[misc]
+    """A one-member Raft quorum (peers arrive with clustering) that journals records under
+    `directory` and snapshots the image as JSON.
+
+    `on_change(old, new)` and `on_ready()` are called on the Raft thread: hand them to the
+    event loop, do not block. Traffic on the Raft port is encrypted and authenticated with
+    `secret`, so nothing without it can read the metadata or inject commands.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        directory: Path,
+        secret: str,
+        on_change: Callable[[MetadataImage, MetadataImage], None],
+        on_ready: Callable[[], None],
+    ) -> None:
+        if not HAS_CRYPTO:
+            raise MetadataError(
+                "The metadata quorum needs the 'cryptography' package: pip install cryptography"
+            )
+        self._image = MetadataImage.empty()
+        self._on_change = on_change
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+        self.load_error: Exception | None = None
+        conf = SyncObjConf(
+            password=secret,
+            bindAddress=address,
+            journalFile=str(directory / "metadata.journal"),
+            fullDumpFile=str(directory / "metadata.dump"),
+            serializer=self._write_dump,
+            deserializer=self._read_dump,
+            onReady=on_ready,
+            appendEntriesUseBatch=False,
+            appendEntriesPeriod=0.01,
+            raftMinTimeout=0.04,
+            raftMaxTimeout=0.08,
+            maxBindRetries=1,
+        )
+        super().__init__(address, [], conf)
+        try:
+            self.waitBinded()
+        except SyncObjException:
+            self._doDestroy()
+            raise MetadataError(
+                f"Cannot listen on the metadata quorum address {address}: it is in use or not a "
+                "local address. Choose another with --raft HOST:PORT or GOQUEUE_RAFT."
+            ) from None
+
+    @property
+    def image(self) -> MetadataImage:
+        """The image as of the last applied record (read it on the Raft thread or via
+        on_change; other threads see it only eventually)."""
+        return self._image
+
+    def is_leader(self) -> bool:
+        """Whether this node leads the quorum, i.e. is the controller."""
+        return bool(self._isLeader())
+
+    @replicated  # type: ignore[untyped-decorator]
+    def _apply_journaled(self, record: str) -> MetadataError | None:
+        """Apply one journaled record; a rejection is the command's result, not a failure."""
+        try:
+            new = apply_record(self._image, json.loads(record))
+        except (TopicExistsError, UnknownTopicError) as exc:
+            return exc
+        self._set_image(new)
+        return None
+
+    def submit(self, record: Record, callback: Callback) -> None:
+        """Propose a record; `callback(result, fail_reason)` runs on the Raft thread."""
+
+        def done(result: object, error: int) -> None:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+            callback(result, error)
+
+        with self._in_flight_lock:
+            self._in_flight += 1
+        self._apply_journaled(json.dumps(record), callback=done)
+
+    def _onTick(self, timeToWait: float = 0.0) -> None:
+        """Tick fast while one of our commands waits, so it commits without idle polling."""
+        super()._onTick(min(timeToWait, BUSY_TICK_S) if self._in_flight else timeToWait)
+
+    def _set_image(self, new: MetadataImage) -> None:
+        old, self._image = self._image, new
+        if new is not old:
+            self._on_change(old, new)
+
+    def _write_dump(self, path: str, raft_data: tuple[Any, Any, Any]) -> None:
+        """Snapshot for log compaction: the image plus the Raft entries pysyncobj needs back."""
+        last, previous, cluster = raft_data
+        dump = {
+            "format": DUMP_FORMAT,
+            "image": image_to_json(self._image),
+            "last": _encode_entry(last),
+            "previous": _encode_entry(previous),
+            "cluster": sorted(node.id for node in cluster),
+        }
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(dump, f)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _read_dump(self, path: str) -> tuple[Any, Any, Any]:
+        """Load a snapshot (pysyncobj then replays the journal after it)."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                dump = json.load(f)
+            if dump.get("format") != DUMP_FORMAT:
+                raise ValueError(f"unsupported snapshot format {dump.get('format')!r}")
+            image = image_from_json(dump["image"])
+            raft_data = (
+                _decode_entry(dump["last"]),
+                _decode_entry(dump["previous"]),
+                {TCPNode(address) for address in dump["cluster"]},
+            )
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.load_error = MetadataError(f"Metadata snapshot {path} is unreadable: {exc}")
+            raise
+        self._set_image(image)
+        return raft_data

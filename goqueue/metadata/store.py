@@ -1,0 +1,190 @@
+"""The broker's asyncio view of cluster metadata.
+
+The Raft state machine applies records on its own thread; this facade moves every new image
+and every command result onto the event loop with `call_soon_threadsafe`, in the order the
+Raft thread produced them. So when `await create_topic(...)` returns, `image` already holds
+the topic and every listener has seen it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+from pysyncobj import FAIL_REASON
+
+from goqueue.config.settings import BrokerSettings
+from goqueue.metadata.image import BrokerInfo, MetadataImage, TopicInfo
+from goqueue.metadata.state_machine import (
+    MetadataError,
+    MetadataStateMachine,
+    Record,
+    TopicExistsError,
+    UnknownTopicError,
+    broker_to_json,
+    new_cluster_id,
+    topic_to_json,
+)
+
+__all__ = [
+    "Listener",
+    "MetadataError",
+    "MetadataStore",
+    "TopicExistsError",
+    "UnknownTopicError",
+]
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[MetadataImage, MetadataImage], None]
+METADATA_DIR = "__metadata"
+START_TIMEOUT_S = 30.0
+COMMAND_TIMEOUT_S = 30.0
+_RETRIABLE = {
+    FAIL_REASON.MISSING_LEADER,
+    FAIL_REASON.NOT_LEADER,
+    FAIL_REASON.LEADER_CHANGED,
+    FAIL_REASON.DISCARDED,
+}
+
+
+class MetadataStore:
+    """Starts the node's metadata quorum member and serves its images to the event loop."""
+
+    def __init__(self, settings: BrokerSettings) -> None:
+        self._settings = settings
+        self._image = MetadataImage.empty()
+        self._listeners: list[Listener] = []
+        self._raft: MetadataStateMachine | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: set[asyncio.Future[Any]] = set()
+
+    @property
+    def image(self) -> MetadataImage:
+        """The current image; replaced whole (never mutated) when a record applies."""
+        return self._image
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener(old, new)` on the event loop after every change of the image."""
+        self._listeners.append(listener)
+
+    async def start(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Join (for a single node: form) the quorum, replay the stored metadata, and make sure
+        the cluster has an id, a controller and this broker registered."""
+        self._loop = asyncio.get_running_loop()
+        directory = self._settings.data_dir / METADATA_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        ready = asyncio.Event()
+        self._raft = MetadataStateMachine(
+            self._settings.raft,
+            directory,
+            self._settings.cluster_secret or secrets.token_urlsafe(32),
+            on_change=lambda _old, new: self._to_loop(self._publish, new),
+            on_ready=lambda: self._to_loop(ready.set),
+        )
+        try:
+            await self._wait(ready.wait(), timeout, "replay the metadata and elect a leader")
+            if self._raft.load_error is not None:
+                raise self._raft.load_error
+            await self._bootstrap(self._raft)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _bootstrap(self, raft: MetadataStateMachine) -> None:
+        node_id = self._settings.node_id
+        if not self._image.cluster_id:
+            await self._command({"type": "init_cluster", "cluster_id": new_cluster_id()})
+        if raft.is_leader() and self._image.controller_id != node_id:
+            await self._command({"type": "elect_controller", "node_id": node_id})
+        host, port = self._settings.advertised_host_port()
+        me = BrokerInfo(node_id, host, port)
+        if self._image.brokers.get(node_id) != me:
+            await self._command({"type": "register_broker", "broker": broker_to_json(me)})
+
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        replication_factor: int,
+        configs: Mapping[str, str],
+    ) -> TopicInfo:
+        """Create a topic with a fresh topic id; TopicExistsError if the name is taken.
+        The caller validates name, counts and configs."""
+        topic = TopicInfo(name, uuid.uuid4(), partitions, replication_factor, configs)
+        await self._command({"type": "create_topic", "topic": topic_to_json(topic)})
+        return topic
+
+    async def delete_topic(self, name: str) -> None:
+        """Delete a topic; UnknownTopicError if there is none."""
+        await self._command({"type": "delete_topic", "name": name})
+
+    async def close(self) -> None:
+        """Leave the quorum, flush its journal and fail commands still waiting."""
+        raft, self._raft = self._raft, None
+        for future in self._pending:
+            if not future.done():
+                future.set_exception(MetadataError("The metadata store was closed."))
+        if raft is not None:
+            await asyncio.to_thread(raft.destroy_synchronous)
+
+    async def _command(self, record: Record, timeout: float = COMMAND_TIMEOUT_S) -> object:
+        """Replicate a record and wait for it to apply here; raise its rejection if any."""
+        if self._raft is None or self._loop is None:
+            raise MetadataError("The metadata store is not running.")
+        future: asyncio.Future[object] = self._loop.create_future()
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        self._raft.submit(
+            record, lambda result, error: self._to_loop(self._resolve, future, result, error)
+        )
+        return await self._wait(future, timeout, f"apply {record['type']}")
+
+    async def _wait(self, awaitable: Any, timeout: float, what: str) -> Any:
+        try:
+            return await asyncio.wait_for(awaitable, timeout)
+        except TimeoutError:
+            raise MetadataError(
+                f"The metadata quorum did not {what} within {timeout:g} s; check that a "
+                f"majority of its members is reachable (raft address {self._settings.raft}).",
+                ErrorCode.request_timed_out,
+            ) from None
+
+    @staticmethod
+    def _resolve(future: asyncio.Future[object], result: object, error: int) -> None:
+        if future.done():
+            return
+        if error != FAIL_REASON.SUCCESS:
+            code = (
+                ErrorCode.not_controller if error in _RETRIABLE else ErrorCode.unknown_server_error
+            )
+            future.set_exception(
+                MetadataError(
+                    f"The metadata quorum did not apply the change (reason {error}).", code
+                )
+            )
+        elif isinstance(result, MetadataError):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
+
+    def _to_loop(self, callback: Callable[..., None], *args: object) -> None:
+        """Run `callback` on the event loop; called from the Raft thread."""
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            logger.debug("event loop closed; dropping a metadata notification")
+
+    def _publish(self, new: MetadataImage) -> None:
+        old, self._image = self._image, new
+        for listener in list(self._listeners):
+            try:
+                listener(old, new)
+            except Exception:
+                logger.exception("metadata listener %r failed", listener)
