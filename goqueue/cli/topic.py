@@ -1,5 +1,166 @@
-"""Placeholder: `goqueue topic` subcommands."""
+"""`goqueue topic`: create, list, describe and delete topics."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(help="topic commands", no_args_is_help=True)
+from goqueue.cli.client_options import Bootstrap, parse_pairs, run
+from goqueue.client.admin import Admin, NewTopic
+from goqueue.client.cluster import DEFAULT_BOOTSTRAP
+from goqueue.client.errors import UnsupportedVersionError
+from goqueue.client.metadata import TopicMetadata, TopicPartition
+from goqueue.client.offsets import EARLIEST, LATEST
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Create, list, describe and delete topics.", no_args_is_help=True)
+stdout = Console(highlight=False)
+
+
+def with_admin(bootstrap: str, call: Callable[[Admin], Awaitable[T]]) -> T:
+    """Connect an `Admin` to the cluster, await `call` with it, and disconnect."""
+
+    async def main() -> T:
+        async with Admin(bootstrap) as admin:
+            return await call(admin)
+
+    return run(main())
+
+
+@app.command()
+def create(
+    name: Annotated[str, typer.Argument(help="Topic name")],
+    partitions: Annotated[
+        int | None,
+        typer.Option("--partitions", "-p", min=1, help="Default: the broker's num.partitions"),
+    ] = None,
+    replication_factor: Annotated[
+        int | None,
+        typer.Option(
+            "--replication-factor",
+            "-r",
+            min=1,
+            help="Default: the broker's default.replication.factor",
+        ),
+    ] = None,
+    config: Annotated[
+        list[str] | None,
+        typer.Option("--config", "-c", help="KEY=VALUE topic config, repeatable"),
+    ] = None,
+    validate_only: Annotated[
+        bool, typer.Option("--validate-only", help="Only check that the topic could be created")
+    ] = False,
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+) -> None:
+    """Create a topic."""
+    topic = NewTopic(
+        name,
+        num_partitions=partitions or -1,
+        replication_factor=replication_factor or -1,
+        configs=dict(parse_pairs(config or [], "--config")),
+    )
+    (created,) = with_admin(
+        bootstrap, lambda admin: admin.create_topics([topic], validate_only=validate_only)
+    )
+    shape = ""
+    if created.num_partitions > 0:
+        shape = (
+            f" with {created.num_partitions} partition{'s' * (created.num_partitions != 1)},"
+            f" replication factor {created.replication_factor}"
+        )
+    if validate_only:
+        stdout.print(f"Topic {name!r} can be created{shape} (validate only: nothing created).")
+    else:
+        stdout.print(f"Created topic {name!r}{shape}.")
+
+
+@app.command("list")
+def list_topics(
+    internal: Annotated[bool, typer.Option("--internal", help="Include internal topics")] = False,
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+) -> None:
+    """List topics with their partition count and replication factor."""
+    topics = with_admin(bootstrap, lambda admin: admin.list_topics(include_internal=internal))
+    if not topics:
+        stdout.print("No topics.")
+        return
+    table = Table("Topic", "Partitions", "Replication factor", "Topic ID")
+    for topic in topics:
+        table.add_row(
+            topic.name,
+            str(len(topic.partitions)),
+            str(topic.replication_factor),
+            str(topic.topic_id or "-"),
+        )
+    stdout.print(table)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicDescription:
+    metadata: TopicMetadata
+    offsets: dict[int, tuple[int, int]]
+    """Partition to (start offset, end offset)."""
+    configs: dict[str, str | None] | None
+    """None when the broker does not serve DescribeConfigs."""
+
+
+async def _describe(admin: Admin, names: list[str]) -> list[TopicDescription]:
+    described = []
+    for topic in await admin.describe_topics(names):
+        tps = [TopicPartition(topic.name, p.partition) for p in topic.partitions]
+        starts = await admin.list_offsets(dict.fromkeys(tps, EARLIEST))
+        ends = await admin.list_offsets(dict.fromkeys(tps, LATEST))
+        try:
+            configs: dict[str, str | None] | None = await admin.describe_topic_configs(topic.name)
+        except UnsupportedVersionError:
+            configs = None
+        offsets = {tp.partition: (starts[tp].offset, ends[tp].offset) for tp in tps}
+        described.append(TopicDescription(topic, offsets, configs))
+    return described
+
+
+def _ids(nodes: tuple[int, ...]) -> str:
+    return ",".join(map(str, nodes)) or "-"
+
+
+@app.command()
+def describe(
+    names: Annotated[list[str], typer.Argument(help="Topic names", show_default=False)],
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+) -> None:
+    """Show partitions, leaders, replicas and offsets (and configs) of topics."""
+    for description in with_admin(bootstrap, lambda admin: _describe(admin, names)):
+        topic = description.metadata
+        stdout.print(
+            f"[bold]Topic {topic.name}[/bold]  id {topic.topic_id or '-'}  "
+            f"partitions {len(topic.partitions)}  replication factor {topic.replication_factor}"
+        )
+        table = Table("Partition", "Leader", "Replicas", "ISR", "Start offset", "End offset")
+        for p in topic.partitions:
+            start, end = description.offsets[p.partition]
+            table.add_row(
+                str(p.partition), str(p.leader), _ids(p.replicas), _ids(p.isr), str(start), str(end)
+            )
+        stdout.print(table)
+        if description.configs:
+            configs = Table("Config", "Value")
+            for key, value in sorted(description.configs.items()):
+                configs.add_row(key, "-" if value is None else value)
+            stdout.print(configs)
+
+
+@app.command()
+def delete(
+    names: Annotated[list[str], typer.Argument(help="Topic names", show_default=False)],
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+) -> None:
+    """Delete topics and all their messages."""
+    with_admin(bootstrap, lambda admin: admin.delete_topics(names))
+    for name in names:
+        stdout.print(f"Deleted topic {name!r}.")

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -90,7 +91,7 @@ class Connection:
                 asyncio.open_connection(host, port), connect_timeout
             )
         except OSError as exc:  # TimeoutError included
-            reason = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+            reason = "timed out" if isinstance(exc, TimeoutError) else _reason(exc)
             message = f"cannot connect to {host}:{port}: {reason}"
             raise BrokerConnectionError(host, port, message) from exc
         connection = cls(host, port, reader, writer, client_id)
@@ -163,7 +164,7 @@ class Connection:
         try:
             await self._writer.drain()
         except OSError as exc:
-            raise self._fail(exc.strerror or str(exc)) from exc
+            raise self._fail(_reason(exc)) from exc
 
     async def _negotiate(self) -> None:
         try:
@@ -192,7 +193,7 @@ class Connection:
         except asyncio.IncompleteReadError:
             self._fail("connection closed by the broker")
         except OSError as exc:
-            self._fail(exc.strerror or str(exc))
+            self._fail(_reason(exc))
         except ProtocolError as exc:
             logger.warning("%s: %s; closing the connection", self.address, exc)
             self._fail(str(exc))
@@ -244,6 +245,11 @@ class Connection:
         self._fail("connection closed")
         with contextlib.suppress(OSError):
             await self._writer.wait_closed()
+
+
+def _reason(exc: OSError) -> str:
+    """The OS's words for a socket error ("Connection refused"), not asyncio's wrapper text."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def _error_code(code: int) -> ErrorCode:

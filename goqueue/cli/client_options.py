@@ -1,0 +1,61 @@
+"""What the commands that talk to a broker share: the `--bootstrap` option, running their
+coroutine, and turning client errors into one readable line and a non-zero exit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Sequence
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from goqueue.client.errors import BrokerConnectionError, ClientError
+
+T = TypeVar("T")
+
+Bootstrap = Annotated[
+    str,
+    typer.Option(
+        "--bootstrap",
+        "-b",
+        envvar="GOQUEUE_BOOTSTRAP",
+        help="Broker address HOST:PORT (several: comma-separated)",
+    ),
+]
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+INTERRUPTED = 130
+"""Exit status after Ctrl-C, as shells report a SIGINT death."""
+
+
+def fail(message: str) -> NoReturn:
+    """Print `error: message` on stderr and exit with status 1."""
+    stderr.print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(1)
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; client errors end the command with a message, not a trace."""
+    try:
+        return asyncio.run(main)
+    except BrokerConnectionError as exc:
+        fail(f"{exc}; is `goqueue serve` running?")
+    except ClientError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        raise typer.Exit(INTERRUPTED) from None
+
+
+def parse_pairs(pairs: Sequence[str], option: str) -> list[tuple[str, str]]:
+    """`KEY=VALUE` arguments of a repeatable option, in order; exits with a message if one
+    has no `=` or an empty key."""
+    parsed = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"{option} expects KEY=VALUE, got {pair!r}")
+        parsed.append((key, value))
+    return parsed
