@@ -7,15 +7,10 @@ import logging
 import signal
 
 from goqueue.broker.broker import Broker
-from goqueue.config.settings import BrokerSettings
+from goqueue.config.settings import BrokerSettings, parse_host_port
 from goqueue.protocol.kafka.server import KafkaServer
 
 logger = logging.getLogger(__name__)
-
-
-def split_host_port(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 class BrokerNode:
@@ -25,7 +20,7 @@ class BrokerNode:
     def __init__(self, settings: BrokerSettings) -> None:
         self.settings = settings
         self.broker = Broker(settings)
-        host, port = split_host_port(settings.listen)
+        host, port = parse_host_port(settings.listen)
         self.kafka = KafkaServer(self.broker, host, port)
 
     async def start(self) -> None:
