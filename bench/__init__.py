@@ -1,0 +1,1 @@
+"""Go-Queue benchmark harness: `python -m bench` (see bench/README.md)."""

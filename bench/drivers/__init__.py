@@ -1,0 +1,1 @@
+"""Client drivers: one per (system, client library); each runs the same workloads."""

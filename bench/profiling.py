@@ -1,0 +1,125 @@
+"""Sampling profiles of the system under test (py-spy), summarised as where the time goes."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+SAMPLE_RATE = 250
+TOP = 15
+_LINE = re.compile(r" \((?P<file>[^():]+):\d+\)$")
+
+
+def find_py_spy() -> str | None:
+    """py-spy from the running virtualenv first (where `pip install py-spy` puts it), else PATH."""
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return shutil.which("py-spy", path=search)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileSummary:
+    """Percentages are of wall-clock samples of one core: 50 means half a core, all run long."""
+
+    seconds: float
+    samples: int
+    threads: list[tuple[str, float]]
+    self_time: list[tuple[str, float]]
+    total_time: list[tuple[str, float]]
+    raw_path: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "seconds": self.seconds,
+            "samples": self.samples,
+            "threads_pct_of_core": self.threads,
+            "self_pct_of_core": self.self_time,
+            "total_pct_of_core": self.total_time,
+            "raw_path": self.raw_path,
+        }
+
+
+class PySpyRecorder:
+    """`py-spy record` attached to a PID for the duration of a `with` block (bounded anyway)."""
+
+    def __init__(self, py_spy: str, pid: int, raw_path: Path, max_seconds: float) -> None:
+        self._command = [
+            py_spy, "record", "--pid", str(pid), "--format", "raw", "--output", str(raw_path),
+            "--rate", str(SAMPLE_RATE), "--threads", "--nonblocking",
+            "--duration", str(max(1, int(max_seconds))),
+        ]  # fmt: skip
+        self._raw_path = raw_path
+        self._log_path = raw_path.with_suffix(".log")
+        self._process: subprocess.Popen[bytes] | None = None
+        self._started = 0.0
+        self.summary: ProfileSummary | None = None
+
+    def __enter__(self) -> PySpyRecorder:
+        with self._log_path.open("wb") as log:
+            self._process = subprocess.Popen(self._command, stdout=log, stderr=subprocess.STDOUT)
+        self._started = time.monotonic()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Ctrl-C makes py-spy stop sampling and write what it has."""
+        assert self._process is not None
+        seconds = time.monotonic() - self._started
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGINT)
+        self._process.wait(60)
+        if exc_type is None:
+            if not self._raw_path.exists():
+                raise RuntimeError(f"py-spy wrote nothing: {self._log_path.read_text()}")
+            self.summary = summarize(self._raw_path, seconds)
+
+
+def _function(frame: str) -> str:
+    """`name (file:line)` to `name (file)`: a function's samples add up across its lines."""
+    return _LINE.sub(r" (\g<file>)", frame)
+
+
+def summarize(raw_path: Path, seconds: float) -> ProfileSummary:
+    """Self and inclusive time per function and busy time per thread from py-spy raw stacks."""
+    self_samples: Counter[str] = Counter()
+    total_samples: Counter[str] = Counter()
+    thread_samples: Counter[str] = Counter()
+    samples = 0
+    for line in raw_path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        thread, *frames = stack.split(";")
+        samples += count
+        thread_samples[thread.partition(": ")[2] or thread] += count
+        functions = [_function(frame) for frame in frames]
+        if functions:
+            self_samples[functions[-1]] += count
+        for function in set(functions):
+            total_samples[function] += count
+    per_core = SAMPLE_RATE * seconds / 100
+
+    def top(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(name, round(n / per_core, 1)) for name, n in counter.most_common(TOP)]
+
+    return ProfileSummary(
+        seconds=round(seconds, 2),
+        samples=samples,
+        threads=top(thread_samples),
+        self_time=top(self_samples),
+        total_time=top(total_samples),
+        raw_path=str(raw_path),
+    )

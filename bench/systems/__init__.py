@@ -1,0 +1,1 @@
+"""Systems under test: each starts its own server on loopback and stops it by PID."""

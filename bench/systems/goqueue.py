@@ -1,0 +1,50 @@
+"""Go-Queue under test: a `goqueue serve` process with its data in the benchmark's temp dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from goqueue.config.settings import BrokerSettings
+from goqueue.testing.process import BrokerProcess
+
+
+class GoQueueSystem:
+    """One single-node broker on free loopback ports, on its default (embedded) settings."""
+
+    name = "Go-Queue"
+
+    def __init__(self, data_dir: Path) -> None:
+        self._process = BrokerProcess(data_dir)
+
+    @property
+    def bootstrap(self) -> str:
+        return self._process.bootstrap
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self._process.log_path
+
+    def start(self) -> None:
+        self._process.start()
+
+    def stop(self) -> int:
+        """SIGTERM and wait: a clean shutdown is part of what a run checks."""
+        return self._process.stop()
+
+    @staticmethod
+    def durability(acks: int) -> str:
+        """What an acknowledgement promises with the settings the runs use."""
+        defaults = BrokerSettings()
+        messages = defaults.log_flush_interval_messages
+        return (
+            f"acks={acks}, single node (replication factor 1); topic defaults "
+            f"flush.messages={'unlimited' if messages >= 2**63 - 1 else messages}, "
+            f"flush.ms={defaults.log_flush_interval_ms}: a produce is acknowledged once written "
+            f"to the page cache (survives a broker crash), fsynced in the background at most "
+            f"{defaults.log_flush_interval_ms} ms later (the last second can be lost on power "
+            f"failure)"
+        )
