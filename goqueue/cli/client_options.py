@@ -31,6 +31,10 @@ INTERRUPTED = 130
 """Exit status after Ctrl-C, as shells report a SIGINT death."""
 
 
+class CommandError(Exception):
+    """A problem with what the user asked for, found while the command runs."""
+
+
 def fail(message: str) -> NoReturn:
     """Print `error: message` on stderr and exit with status 1."""
     stderr.print(f"[red]error:[/red] {escape(message)}")
@@ -43,7 +47,7 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(main)
     except BrokerConnectionError as exc:
         fail(f"{exc}; is `goqueue serve` running?")
-    except ClientError as exc:
+    except (ClientError, CommandError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         raise typer.Exit(INTERRUPTED) from None

@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from goqueue.records.compression import Compression
 PRODUCE = 0
 ACKS_ALL = -1
 DEFAULT_PRODUCE_TIMEOUT_MS = 30_000
+DEFAULT_MAX_BATCH_BYTES = 1_000_000
+"""Below the broker's default `max.message.bytes` (1048588), which bounds each batch."""
 RECORD_OVERHEAD = 21
 """Upper bound of a record's encoded size beyond its key, value and header bytes: length,
 attributes, timestamp and offset deltas, key and value lengths, header count (all varints)."""
@@ -61,6 +64,24 @@ async def produce(
         tp: build_batch(batch, compression=compression) for tp, batch in records.items() if batch
     }
     return await produce_batches(cluster, batches, acks=acks, timeout_ms=timeout_ms)
+
+
+async def produce_all(
+    cluster: Cluster,
+    records: Mapping[TopicPartition, Sequence[NewRecord]],
+    *,
+    max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+    compression: Compression = Compression.none,
+    acks: int = ACKS_ALL,
+    timeout_ms: int = DEFAULT_PRODUCE_TIMEOUT_MS,
+) -> None:
+    """Send any number of records per partition, in order, as batches of at most
+    `max_batch_bytes`: each request carries the next batch of every partition."""
+    queues = {tp: deque(split_batches(batch, max_batch_bytes)) for tp, batch in records.items()}
+    while queues:
+        batches = {tp: queue.popleft() for tp, queue in queues.items()}
+        await produce(cluster, batches, compression=compression, acks=acks, timeout_ms=timeout_ms)
+        queues = {tp: queue for tp, queue in queues.items() if queue}
 
 
 async def produce_batches(
