@@ -200,8 +200,9 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
     `directory` and snapshots the image as JSON.
 
     `on_change(old, new)` and `on_ready()` are called on the Raft thread: hand them to the
-    event loop, do not block. Traffic on the Raft port is encrypted and authenticated with
-    `secret`, so nothing without it can read the metadata or inject commands.
+    event loop, do not block. `on_ready` also fires when loading fails (see fatal_error).
+    Traffic on the Raft port is encrypted and authenticated with `secret`, so nothing without
+    it can read the metadata or inject commands (pysyncobj unpickles what it receives).
     """
 
     def __init__(
@@ -220,7 +221,9 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
         self._on_change = on_change
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
-        self.load_error: Exception | None = None
+        self._on_ready = on_ready
+        self.fatal_error: MetadataError | None = None
+        """Why the stored metadata cannot be loaded; set before `on_ready` is called."""
         conf = SyncObjConf(
             password=secret,
             bindAddress=address,
@@ -257,11 +260,15 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
 
     @replicated  # type: ignore[untyped-decorator]
     def _apply_journaled(self, record: str) -> MetadataError | None:
-        """Apply one journaled record; a rejection is the command's result, not a failure."""
+        """Apply one journaled record; a rejection is the command's result, not a failure.
+        A record that cannot be applied at all stops this node's metadata (see fatal_error)."""
         try:
             new = apply_record(self._image, json.loads(record))
         except (TopicExistsError, UnknownTopicError) as exc:
             return exc
+        except Exception as exc:
+            self._fail(MetadataError(f"Cannot apply metadata record {record[:200]}: {exc}"))
+            raise
         self._set_image(new)
         return None
 
@@ -281,13 +288,27 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
         """Tick fast while one of our commands waits, so it commits without idle polling."""
         super()._onTick(min(timeToWait, BUSY_TICK_S) if self._in_flight else timeToWait)
 
+    def _fail(self, error: MetadataError) -> None:
+        """Record why this node cannot serve metadata and wake whoever waits for readiness."""
+        if self.fatal_error is None:
+            self.fatal_error = error
+            self._on_ready()
+
     def _set_image(self, new: MetadataImage) -> None:
         old, self._image = self._image, new
         if new is not old:
             self._on_change(old, new)
 
     def _write_dump(self, path: str, raft_data: tuple[Any, Any, Any]) -> None:
-        """Snapshot for log compaction: the image plus the Raft entries pysyncobj needs back."""
+        """Snapshot for log compaction: the image plus the Raft entries pysyncobj needs back.
+
+        pysyncobj trims the journal only on the tick after the snapshot, and a restart that
+        finds an untrimmed journal replaces it with the snapshot's two entries. So refuse to
+        snapshot while our commands are journaled but not applied: one of them could commit
+        in between and be lost to a crash. pysyncobj logs the refusal and retries later.
+        """
+        if self._in_flight:
+            raise MetadataError("metadata snapshot postponed: commands are awaiting commit")
         last, previous, cluster = raft_data
         dump = {
             "format": DUMP_FORMAT,
@@ -315,7 +336,7 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
                 {TCPNode(address) for address in dump["cluster"]},
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            self.load_error = MetadataError(f"Metadata snapshot {path} is unreadable: {exc}")
+            self._fail(MetadataError(f"Metadata snapshot {path} is unreadable: {exc}"))
             raise
         self._set_image(image)
         return raft_data

@@ -89,8 +89,8 @@ class MetadataStore:
         )
         try:
             await self._wait(ready.wait(), timeout, "replay the metadata and elect a leader")
-            if self._raft.load_error is not None:
-                raise self._raft.load_error
+            if self._raft.fatal_error is not None:
+                raise self._raft.fatal_error
             await self._bootstrap(self._raft)
         except BaseException:
             await self.close()
