@@ -127,7 +127,7 @@ class MetadataStore:
     async def close(self) -> None:
         """Leave the quorum, flush its journal and fail commands still waiting."""
         raft, self._raft = self._raft, None
-        for future in self._pending:
+        for future in list(self._pending):
             if not future.done():
                 future.set_exception(MetadataError("The metadata store was closed."))
         if raft is not None:
