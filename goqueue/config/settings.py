@@ -22,7 +22,7 @@ INT64_MAX = 2**63 - 1
 DAY_MS = 24 * 60 * 60 * 1000
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 ALIASES = {"log_roll_ms": "log_segment_ms"}
-"""Kafka's own names for settings that Go-Queue names after the topic config they default."""
+"""Kafka's names for settings that Go-Queue names after the topic config they default."""
 
 
 class SettingsError(Exception):

@@ -18,6 +18,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -147,18 +148,7 @@ def apply_record(image: MetadataImage, record: Record) -> MetadataImage:
             "Go-Queue than the node that wrote it; upgrade it."
         )
     new = transition(image, record)
-    return image if new is image else _with_offset(new, image.offset + 1)
-
-
-def _with_offset(image: MetadataImage, offset: int) -> MetadataImage:
-    return MetadataImage(
-        image.cluster_id,
-        image.controller_id,
-        image.brokers,
-        image.topics,
-        image.topics_by_id,
-        offset,
-    )
+    return image if new is image else replace(new, offset=image.offset + 1)
 
 
 def image_to_json(image: MetadataImage) -> dict[str, Any]:
@@ -180,7 +170,7 @@ def image_from_json(data: Mapping[str, Any]) -> MetadataImage:
     image = image.with_cluster_id(str(data["cluster_id"])).with_controller(
         int(data["controller_id"])
     )
-    return _with_offset(image, int(data["offset"]))
+    return replace(image, offset=int(data["offset"]))
 
 
 # -- the pysyncobj wrapper -------------------------------------------------------------------
@@ -226,13 +216,16 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
         """Why the stored metadata cannot be loaded; set before `on_ready` is called."""
         conf = SyncObjConf(
             password=secret,
+            # Without bindAddress pysyncobj listens on 0.0.0.0 whatever host `address` names.
             bindAddress=address,
             journalFile=str(directory / "metadata.journal"),
             fullDumpFile=str(directory / "metadata.dump"),
             serializer=self._write_dump,
             deserializer=self._read_dump,
             onReady=on_ready,
+            # Unbatched, a submitted command wakes the Raft thread at once (a pipe notifier).
             appendEntriesUseBatch=False,
+            # A one-member quorum elects itself within ~0.1 s of starting.
             appendEntriesPeriod=0.01,
             raftMinTimeout=0.04,
             raftMaxTimeout=0.08,
