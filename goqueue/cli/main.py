@@ -15,3 +15,7 @@ app.add_typer(topic.app, name="topic")
 app.command("produce")(produce.produce)
 app.command("consume")(consume.consume)
 app.add_typer(log.app, name="log")
+
+
+if __name__ == "__main__":
+    app()
