@@ -94,6 +94,20 @@ class Connection:
             reason = "timed out" if isinstance(exc, TimeoutError) else _reason(exc)
             message = f"cannot connect to {host}:{port}: {reason}"
             raise BrokerConnectionError(host, port, message) from exc
+        return await cls.negotiate(host, port, reader, writer, client_id=client_id)
+
+    @classmethod
+    async def negotiate(
+        cls,
+        host: str,
+        port: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        client_id: str | None = "goqueue",
+    ) -> "Connection":
+        """Start a connection on an already connected stream pair (plain TCP, later TLS, or an
+        in-memory broker in tests): ask which API versions the broker serves."""
         connection = cls(host, port, reader, writer, client_id)
         try:
             await connection._negotiate()

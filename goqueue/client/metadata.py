@@ -70,9 +70,7 @@ class ClusterMetadata:
 def metadata_request(topics: Sequence[str] | None, *, auto_create: bool = False) -> Fields:
     """A Metadata request for `topics` (None: every topic)."""
     return {
-        "topics": None
-        if topics is None
-        else [{"name": name, "topic_id": uuid.UUID(int=0)} for name in topics],
+        "topics": None if topics is None else [{"name": name, "topic_id": None} for name in topics],
         "allow_auto_topic_creation": auto_create,
         "include_cluster_authorized_operations": False,
         "include_topic_authorized_operations": False,
