@@ -4,6 +4,7 @@ coroutine, and turning client errors into one readable line and a non-zero exit.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Coroutine, Sequence
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -26,6 +27,8 @@ Bootstrap = Annotated[
 ]
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 1000)
+"""Tables keep their natural width when piped, instead of being cut to 80 columns."""
 
 INTERRUPTED = 130
 """Exit status after Ctrl-C, as shells report a SIGINT death."""

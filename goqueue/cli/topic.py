@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from goqueue.cli.client_options import Bootstrap, parse_pairs, run
+from goqueue.cli.client_options import Bootstrap, parse_pairs, run, stdout
 from goqueue.client.admin import Admin, NewTopic
 from goqueue.client.cluster import DEFAULT_BOOTSTRAP
 from goqueue.client.errors import UnsupportedVersionError
@@ -20,7 +19,6 @@ from goqueue.client.offsets import EARLIEST, LATEST
 T = TypeVar("T")
 
 app = typer.Typer(help="Create, list, describe and delete topics.", no_args_is_help=True)
-stdout = Console(highlight=False)
 
 
 def with_admin(bootstrap: str, call: Callable[[Admin], Awaitable[T]]) -> T:

@@ -52,6 +52,52 @@ class ClusterDescription:
     brokers: tuple[BrokerAddress, ...]
 
 
+def create_topics_request(
+    topics: Sequence[NewTopic], validate_only: bool, timeout_ms: int
+) -> Fields:
+    return {
+        "topics": [
+            {
+                "name": topic.name,
+                "num_partitions": topic.num_partitions,
+                "replication_factor": topic.replication_factor,
+                "assignments": [],
+                "configs": [{"name": k, "value": v} for k, v in topic.configs.items()],
+            }
+            for topic in topics
+        ],
+        "timeout": datetime.timedelta(milliseconds=timeout_ms),
+        "validate_only": validate_only,
+    }
+
+
+def delete_topics_request(names: Sequence[str], timeout_ms: int) -> Fields:
+    """Names go in both layouts: `topic_names` before v6, `topics` from v6."""
+    return {
+        "topic_names": list(names),
+        "topics": [{"name": name, "topic_id": None} for name in names],
+        "timeout": datetime.timedelta(milliseconds=timeout_ms),
+    }
+
+
+def describe_configs_request(resource_type: int, name: str) -> Fields:
+    return {
+        "resources": [
+            {"resource_type": resource_type, "resource_name": name, "configuration_keys": None}
+        ],
+        "include_synonyms": False,
+        "include_documentation": False,
+    }
+
+
+DESCRIBE_CLUSTER_REQUEST: Fields = {
+    "include_cluster_authorized_operations": False,
+    "endpoint_type": 1,
+    "include_fenced_brokers": False,
+}
+"""Endpoint type 1: brokers (not controllers)."""
+
+
 class Admin:
     """Administrative requests against a cluster; use as `async with Admin(bootstrap) as admin`."""
 
@@ -87,20 +133,7 @@ class Admin:
         timeout_ms: int = DEFAULT_ADMIN_TIMEOUT_MS,
     ) -> list[CreatedTopic]:
         """Create topics (or only check that they could be); raises the first topic's error."""
-        request = {
-            "topics": [
-                {
-                    "name": topic.name,
-                    "num_partitions": topic.num_partitions,
-                    "replication_factor": topic.replication_factor,
-                    "assignments": [],
-                    "configs": [{"name": k, "value": v} for k, v in topic.configs.items()],
-                }
-                for topic in topics
-            ],
-            "timeout": datetime.timedelta(milliseconds=timeout_ms),
-            "validate_only": validate_only,
-        }
+        request = create_topics_request(topics, validate_only, timeout_ms)
         response = await self._to_controller(CREATE_TOPICS, request, timeout_ms)
         for result in response.topics:
             if result.error_code != ErrorCode.none:
@@ -120,11 +153,7 @@ class Admin:
         self, names: Sequence[str], *, timeout_ms: int = DEFAULT_ADMIN_TIMEOUT_MS
     ) -> None:
         """Delete topics by name; raises the first topic's error."""
-        request = {
-            "topic_names": list(names),
-            "topics": [{"name": name, "topic_id": None} for name in names],
-            "timeout": datetime.timedelta(milliseconds=timeout_ms),
-        }
+        request = delete_topics_request(names, timeout_ms)
         response = await self._to_controller(DELETE_TOPICS, request, timeout_ms)
         for name in names:
             self.cluster.invalidate(name)
@@ -156,13 +185,7 @@ class Admin:
     async def describe_topic_configs(self, name: str) -> dict[str, str | None]:
         """A topic's effective configs; raises `UnsupportedVersionError` if the broker does not
         serve DescribeConfigs."""
-        request = {
-            "resources": [
-                {"resource_type": TOPIC_RESOURCE, "resource_name": name, "configuration_keys": None}
-            ],
-            "include_synonyms": False,
-            "include_documentation": False,
-        }
+        request = describe_configs_request(TOPIC_RESOURCE, name)
         connection = await self.cluster.any_connection()
         response = await connection.request(
             DESCRIBE_CONFIGS, request, timeout=self.cluster.request_timeout
@@ -180,9 +203,7 @@ class Admin:
             return ClusterDescription(
                 metadata.cluster_id, metadata.controller_id, tuple(metadata.brokers.values())
             )
-        response = await connection.request(
-            DESCRIBE_CLUSTER, {"include_cluster_authorized_operations": False}
-        )
+        response = await connection.request(DESCRIBE_CLUSTER, DESCRIBE_CLUSTER_REQUEST)
         raise_for(response.error_code, response.error_message)
         return ClusterDescription(
             cluster_id=response.cluster_id,

@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from goqueue.client.cluster import Cluster
 from goqueue.client.errors import error_for
 from goqueue.client.metadata import TopicPartition
+from goqueue.client.protocol import Fields
 from goqueue.records.batch import iter_batches
 from goqueue.records.errors import RecordsError
 from goqueue.records.reader import ConsumedRecord, iter_records
@@ -55,12 +57,12 @@ async def fetch(
     return {tp: fetched for answer in answers for tp, fetched in answer.items()}
 
 
-async def _fetch_from(
-    cluster: Cluster,
-    node_id: int,
+def fetch_request(
     positions: Mapping[TopicPartition, int],
+    topic_ids: Mapping[str, uuid.UUID | None],
     limits: FetchLimits,
-) -> dict[TopicPartition, FetchedPartition]:
+) -> Fields:
+    """A consumer's full Fetch request (no fetch session, read uncommitted)."""
     by_topic: dict[str, list[dict[str, int]]] = {}
     for tp, offset in positions.items():
         by_topic.setdefault(tp.topic, []).append(
@@ -70,10 +72,8 @@ async def _fetch_from(
                 "partition_max_bytes": limits.partition_max_bytes,
             }
         )
-    topic_ids = {name: (await cluster.topic(name)).topic_id for name in by_topic}
-    max_wait = datetime.timedelta(milliseconds=limits.max_wait_ms)
-    request = {
-        "max_wait": max_wait,
+    return {
+        "max_wait": datetime.timedelta(milliseconds=limits.max_wait_ms),
         "min_bytes": limits.min_bytes,
         "max_bytes": limits.max_bytes,
         "replica_id": -1,
@@ -87,9 +87,19 @@ async def _fetch_from(
         "forgotten_topics_data": [],
         "rack_id": "",
     }
+
+
+async def _fetch_from(
+    cluster: Cluster,
+    node_id: int,
+    positions: Mapping[TopicPartition, int],
+    limits: FetchLimits,
+) -> dict[TopicPartition, FetchedPartition]:
+    topic_ids = {tp.topic: (await cluster.topic(tp.topic)).topic_id for tp in positions}
+    request = fetch_request(positions, topic_ids, limits)
     connection = await cluster.connection(node_id)
     response = await connection.request(
-        FETCH, request, timeout=cluster.request_timeout + max_wait.total_seconds()
+        FETCH, request, timeout=cluster.request_timeout + limits.max_wait_ms / 1000
     )
     names = {topic_id: name for name, topic_id in topic_ids.items()}
     fetched = {}

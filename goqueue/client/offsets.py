@@ -1,11 +1,13 @@
 """ListOffsets: where a partition starts and ends, and which offset a timestamp falls on."""
 
 import asyncio
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from goqueue.client.cluster import Cluster
 from goqueue.client.metadata import TopicPartition
+from goqueue.client.protocol import Fields
 
 LIST_OFFSETS = 2
 
@@ -36,19 +38,25 @@ async def list_offsets(
     return {tp: found for answer in answers for tp, found in answer.items()}
 
 
-async def _ask(
-    cluster: Cluster, node_id: int, queries: Mapping[TopicPartition, int]
-) -> dict[TopicPartition, OffsetAndTimestamp]:
+def list_offsets_request(queries: Mapping[TopicPartition, int], timeout: float) -> Fields:
+    """A ListOffsets request, as a consumer (not a replica) sends it."""
     topics: dict[str, list[dict[str, int]]] = {}
     for tp, timestamp in queries.items():
         topics.setdefault(tp.topic, []).append(
             {"partition_index": tp.partition, "timestamp": timestamp}
         )
-    request = {
+    return {
         "replica_id": -1,
         "isolation_level": 0,
         "topics": [{"name": name, "partitions": parts} for name, parts in topics.items()],
+        "timeout": datetime.timedelta(seconds=timeout),
     }
+
+
+async def _ask(
+    cluster: Cluster, node_id: int, queries: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, OffsetAndTimestamp]:
+    request = list_offsets_request(queries, cluster.request_timeout)
     connection = await cluster.connection(node_id)
     response = await connection.request(LIST_OFFSETS, request, timeout=cluster.request_timeout)
     answers = {}

@@ -2,12 +2,14 @@
 
 import asyncio
 import datetime
+import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from goqueue.client.cluster import Cluster
 from goqueue.client.metadata import TopicPartition
+from goqueue.client.protocol import Fields
 from goqueue.records.batch import HEADER_SIZE
 from goqueue.records.builder import NewRecord, build_batch
 from goqueue.records.compression import Compression
@@ -102,18 +104,17 @@ async def produce_batches(
     return {tp: result for answer in answers for tp, result in answer.items()}
 
 
-async def _send(
-    cluster: Cluster,
-    node_id: int,
+def produce_request(
     batches: Mapping[TopicPartition, bytes],
+    topic_ids: Mapping[str, uuid.UUID | None],
     acks: int,
     timeout_ms: int,
-) -> dict[TopicPartition, ProduceResult]:
+) -> Fields:
+    """A non-transactional Produce request of one batch per partition."""
     by_topic: dict[str, list[dict[str, object]]] = {}
     for tp, batch in batches.items():
         by_topic.setdefault(tp.topic, []).append({"index": tp.partition, "records": batch})
-    topic_ids = {name: (await cluster.topic(name)).topic_id for name in by_topic}
-    request = {
+    return {
         "transactional_id": None,
         "acks": acks,
         "timeout": datetime.timedelta(milliseconds=timeout_ms),
@@ -122,6 +123,17 @@ async def _send(
             for name, partitions in by_topic.items()
         ],
     }
+
+
+async def _send(
+    cluster: Cluster,
+    node_id: int,
+    batches: Mapping[TopicPartition, bytes],
+    acks: int,
+    timeout_ms: int,
+) -> dict[TopicPartition, ProduceResult]:
+    topic_ids = {tp.topic: (await cluster.topic(tp.topic)).topic_id for tp in batches}
+    request = produce_request(batches, topic_ids, acks, timeout_ms)
     connection = await cluster.connection(node_id)
     if acks == 0:
         await connection.request_no_response(PRODUCE, request)

@@ -6,19 +6,39 @@ import datetime
 import struct
 import uuid
 
+import pytest
 from kio.index import load_request_schema
 from kio.serial import entity_reader
 
-from goqueue.client.metadata import METADATA, metadata_request
+from goqueue.client.admin import (
+    CREATE_TOPICS,
+    DESCRIBE_CLUSTER,
+    DESCRIBE_CLUSTER_REQUEST,
+    DESCRIBE_CONFIGS,
+    TOPIC_RESOURCE,
+    NewTopic,
+    create_topics_request,
+    delete_topics_request,
+    describe_configs_request,
+)
+from goqueue.client.fetcher import FETCH, FetchLimits, fetch_request
+from goqueue.client.metadata import METADATA, TopicPartition, metadata_request
+from goqueue.client.offsets import EARLIEST, LIST_OFFSETS, list_offsets_request
 from goqueue.client.partitioner import murmur2, partition_for_key
-from goqueue.client.producer import RECORD_OVERHEAD, estimated_size, split_batches
-from goqueue.client.protocol import build_entity, encode_request, kio_versions, pick_version
+from goqueue.client.producer import (
+    PRODUCE,
+    RECORD_OVERHEAD,
+    estimated_size,
+    produce_request,
+    split_batches,
+)
+from goqueue.client.protocol import Fields, build_entity, encode_request, kio_versions, pick_version
 from goqueue.records.batch import HEADER_SIZE
 from goqueue.records.builder import NewRecord, build_batch
 
-FETCH = 1
 DELETE_TOPICS = 20
 TOPIC_ID = uuid.UUID("6f1c0c7e-9f1b-4a57-8a3e-2d8f4f2b9c10")
+TP = TopicPartition("orders", 0)
 FETCH_FIELDS = {
     "max_wait": datetime.timedelta(milliseconds=100),
     "min_bytes": 1,
@@ -105,3 +125,33 @@ def test_split_batches_keeps_order_and_size_and_sends_oversized_records_alone() 
     assert [r for run in runs for r in run] == records
     assert [len(run) for run in runs] == [2, 1, 2]
     assert list(split_batches([], 200)) == []
+
+
+REQUESTS: dict[str, tuple[int, Fields]] = {
+    "metadata": (METADATA, metadata_request(["orders"], auto_create=True)),
+    "list_offsets": (LIST_OFFSETS, list_offsets_request({TP: EARLIEST}, 30.0)),
+    "produce": (
+        PRODUCE,
+        produce_request({TP: build_batch([NewRecord(b"k", b"v")])}, {"orders": TOPIC_ID}, -1, 5000),
+    ),
+    "fetch": (FETCH, fetch_request({TP: 5}, {"orders": TOPIC_ID}, FetchLimits())),
+    "create_topics": (
+        CREATE_TOPICS,
+        create_topics_request([NewTopic("orders", 3, 1, {"retention.ms": "1000"})], False, 5000),
+    ),
+    "delete_topics": (DELETE_TOPICS, delete_topics_request(["orders"], 5000)),
+    "describe_configs": (DESCRIBE_CONFIGS, describe_configs_request(TOPIC_RESOURCE, "orders")),
+    "describe_cluster": (DESCRIBE_CLUSTER, DESCRIBE_CLUSTER_REQUEST),
+}
+
+
+@pytest.mark.parametrize("name", REQUESTS)
+def test_every_request_encodes_in_every_version_kio_knows(name: str) -> None:
+    api_key, fields = REQUESTS[name]
+    for version in kio_versions(api_key):
+        request_type = load_request_schema(api_key, version)
+        request = build_entity(request_type, fields)
+        frame = encode_request(request, 1, "test")[4:]
+        _, offset = entity_reader(request_type.__header_schema__)(frame, 0)
+        decoded, _ = entity_reader(request_type)(frame, offset)
+        assert decoded == request, f"{name} v{version}"
