@@ -1,0 +1,90 @@
+"""What every client-compatibility test module shares: the codecs, a recognisable set of
+records to send and compare, unique topic names and polling with a deadline.
+
+Each client has its own record type, so the tests turn what they consumed into `Sample`s
+and compare those with what they sent: one comparison, the same for every client.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+"""Every compression codec a Kafka producer may use, by the name all clients accept."""
+
+ROUND_TRIP_COUNT = 100_000
+DEADLINE_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One record as a client sends it and as a consumer must get it back."""
+
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp_ms: int
+
+
+def unique_topic(prefix: str) -> str:
+    """Topic names never repeat, so tests sharing one broker cannot see each other's data."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def samples(count: int, tag: str, *, base_ts: int | None = None, step_ms: int = 1) -> list[Sample]:
+    """Records with distinct keys (every fifth one null), values long enough to be compressed
+    for real, two headers and increasing timestamps `step_ms` apart, starting `base_ts`
+    (by default a minute ago, so the broker's own clock cannot be mistaken for them)."""
+    start = now_ms() - 60_000 if base_ts is None else base_ts
+    return [
+        Sample(
+            key=None if i % 5 == 0 else f"key-{i}".encode(),
+            value=f"{tag} value {i} ".encode() * 8,
+            headers=(("index", str(i).encode()), ("tag", tag.encode())),
+            timestamp_ms=start + i * step_ms,
+        )
+        for i in range(count)
+    ]
+
+
+def round_trip_value(index: int) -> bytes:
+    """The value of message `index` of the 100,000-message round trip: it names its index,
+    so a lost, duplicated or reordered message is found by comparing values with positions."""
+    return b"message %08d" % index
+
+
+def wait_for(poll: Callable[[], T | None], what: str, timeout: float = DEADLINE_S) -> T:
+    """Call `poll` until it returns something other than None; fail naming `what` after the
+    deadline. Clients that block inside `poll` (a consumer's poll timeout) pace this loop."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = poll()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def collect(
+    fetch: Callable[[], Sequence[T]], count: int, what: str, timeout: float = DEADLINE_S
+) -> list[T]:
+    """Accumulate what `fetch` returns (a consumer poll with a short timeout) until `count`
+    items arrived; fail after the deadline saying how many did."""
+    got: list[T] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s: {len(got)}/{count} {what}")
+        got.extend(fetch())
+    return got
