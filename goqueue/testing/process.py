@@ -75,7 +75,9 @@ class BrokerProcess:
                 raise RuntimeError(f"broker exited during start:\n{self.log_text(offset)}")
             if time.monotonic() > deadline:
                 self.kill()
-                raise RuntimeError(f"broker not ready in {START_TIMEOUT_S}s:\n{self.log_text(offset)}")
+                raise RuntimeError(
+                    f"broker not ready in {START_TIMEOUT_S}s:\n{self.log_text(offset)}"
+                )
             time.sleep(0.05)
 
     def log_text(self, offset: int = 0) -> str:
@@ -83,9 +85,10 @@ class BrokerProcess:
             log.seek(offset)
             return log.read().decode(errors="replace")
 
-    def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, as an operator would; returns the exit code."""
-        return self._end(signal.SIGTERM, timeout)
+    def stop(self, timeout: float = 30.0, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Ask for a clean shutdown (SIGTERM as an operator would, or SIGINT as Ctrl-C does);
+        returns the exit code."""
+        return self._end(sig, timeout)
 
     def kill(self) -> None:
         """SIGKILL: the unclean shutdown crash tests need."""

@@ -20,6 +20,7 @@ from kio.index import UnknownAPIKey, UnknownEntity, load_request_schema, load_re
 from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
 from kio.serial import entity_reader, entity_writer
 from kio.serial.writers import write_int32, write_unsigned_varint
+from kio.static.primitive import i32, uvarint
 from kio.static.protocol import Entity, RequestPayload, ResponsePayload
 
 from goqueue.log.partition_log import FileSlice
@@ -77,17 +78,17 @@ def read_header(frame: bytes) -> tuple[RequestHeader, int]:
     return RequestHeader(api_key, api_version, header.correlation_id, header.client_id), size
 
 
-def read_body(payload_type: type[E], frame: bytes, offset: int) -> E:
+def read_body(payload_type: type[RequestPayload], frame: bytes, offset: int) -> RequestPayload:
     """Decode a request body; any decoding failure is a framing error for the connection."""
     try:
-        body, size = entity_reader(payload_type)(frame, offset)  # type: ignore[type-var]
+        body, size = entity_reader(payload_type)(frame, offset)
     except Exception as exc:
         raise FramingError(f"malformed {payload_type.__name__}: {exc}") from exc
     if offset + size != len(frame):
         raise FramingError(
             f"{payload_type.__name__} has {len(frame) - offset - size} unexpected trailing bytes"
         )
-    return body  # type: ignore[no-any-return]
+    return body
 
 
 def encode_response(correlation_id: int, response: ResponsePayload) -> bytes:
@@ -140,9 +141,9 @@ def encode_spliced(correlation_id: int, spliced: SplicedResponse) -> list[bytes 
 def _length_prefix(size: int, flexible: bool) -> bytes:
     buffer = io.BytesIO()
     if flexible:
-        write_unsigned_varint(buffer, size + 1)
+        write_unsigned_varint(buffer, uvarint(size + 1))
     else:
-        write_int32(buffer, size)
+        write_int32(buffer, i32(size))
     return buffer.getvalue()
 
 
@@ -161,9 +162,15 @@ def nested(entity_type: type[Entity], name: str) -> type[Any]:
     return getattr(sys.modules[entity_type.__module__], name)  # type: ignore[no-any-return]
 
 
-@cache
+_FIELD_NAMES: dict[type[Any], frozenset[str]] = {}
+
+
 def _field_names(entity_type: type[Any]) -> frozenset[str]:
-    return frozenset(field.name for field in dataclasses.fields(entity_type))
+    names = _FIELD_NAMES.get(entity_type)
+    if names is None:
+        names = frozenset(field.name for field in dataclasses.fields(entity_type))
+        _FIELD_NAMES[entity_type] = names
+    return names
 
 
 def has_field(entity_type: type[Any], name: str) -> bool:

@@ -78,6 +78,8 @@ class KafkaConnection:
             )
         except (ConnectionError, asyncio.IncompleteReadError):
             logger.debug("connection from %s lost", self.peer)
+        except Exception:
+            logger.exception("closing connection from %s after an unexpected error", self.peer)
         finally:
             self._idle.set()
             self._writer.close()

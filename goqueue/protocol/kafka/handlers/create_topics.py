@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -10,16 +11,18 @@ from kio.static.protocol import ResponsePayload
 
 from goqueue.broker.errors import BrokerError
 from goqueue.config.catalog import effective_topic_configs
+from goqueue.config.settings import BrokerSettings
 from goqueue.protocol.kafka.api import Api, RequestContext
-from goqueue.protocol.kafka.codec import build, nested, response_type
+from goqueue.protocol.kafka.codec import build, has_field, nested, response_type
 
 API_KEY = 19
+TOPIC_CONFIG = 1
+DEFAULT_CONFIG = 5
 
 
 async def handle(context: RequestContext, request: Any) -> ResponsePayload:
     response = response_type(API_KEY, context.header.api_version)
     result_type = nested(response, "CreatableTopicResult")
-    config_type = nested(response, "CreatableTopicConfigs")
     broker = context.broker
     results = []
     for topic in request.topics:
@@ -49,7 +52,6 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
                 )
             )
             continue
-        configs = effective_topic_configs(info.configs, broker.settings)
         results.append(
             build(
                 result_type,
@@ -59,20 +61,30 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
                 error_message=None,
                 num_partitions=info.partitions,
                 replication_factor=info.replication_factor,
-                configs=tuple(
-                    build(
-                        config_type,
-                        name=name,
-                        value=value,
-                        read_only=False,
-                        config_source=1 if name in info.configs else 5,
-                        is_sensitive=False,
-                    )
-                    for name, value in sorted(configs.items())
-                ),
+                configs=_configs(result_type, info.configs, broker.settings),
             )
         )
     return build(response, throttle_time=datetime.timedelta(0), topics=tuple(results))
+
+
+def _configs(
+    result_type: type[Any], topic_configs: Mapping[str, str], settings: BrokerSettings
+) -> tuple[Any, ...] | None:
+    """CreateTopics v5+ answers with the topic's effective configs and where each came from."""
+    if not has_field(result_type, "configs"):
+        return None
+    config_type = nested(result_type, "CreatableTopicConfigs")
+    return tuple(
+        build(
+            config_type,
+            name=name,
+            value=value,
+            read_only=False,
+            config_source=TOPIC_CONFIG if name in topic_configs else DEFAULT_CONFIG,
+            is_sensitive=False,
+        )
+        for name, value in sorted(effective_topic_configs(topic_configs, settings).items())
+    )
 
 
 API = Api(API_KEY, "CreateTopics", 2, 7, handle)
