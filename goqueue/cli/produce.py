@@ -111,7 +111,7 @@ def produce(
         file.open("rb") if file else contextlib.nullcontext(_stdin()) as source,
         _progress(size) as progress,
     ):
-        task = progress.add_task("produce", total=size)
+        task = progress.add_task("produce", total=size, messages=0)
 
         def advance(consumed: int) -> None:
             progress.update(task, advance=consumed, messages=lines.count)

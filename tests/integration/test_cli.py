@@ -272,3 +272,15 @@ def test_produce_and_consume_errors_exit_1_with_a_message(shared_broker: BrokerP
         shared_broker, "consume", name, "--from-beginning", "--offset", "1"
     )
     assert "ISO 8601" in failing(shared_broker, "consume", name, "--timestamp", "noon")
+
+
+def test_produce_with_acks_0_sends_without_confirmation(shared_broker: BrokerProcess) -> None:
+    name = new_topic(shared_broker)
+    sent = goqueue(shared_broker, "produce", name, "--acks", "0", stdin=b"x\ny\nz\n")
+    assert sent.returncode == 0, sent.stderr
+    assert "Sent 3 messages" in sent.stderr and "not confirmed" in sent.stderr
+    # Unacknowledged: wait for the messages instead of assuming they are there yet.
+    consumed = ok(
+        shared_broker, "consume", name, "--offset", "0", "--follow", "-n", "3", "--timeout", "20"
+    )
+    assert consumed.splitlines() == ["x", "y", "z"]
