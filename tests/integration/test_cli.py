@@ -114,6 +114,9 @@ def test_no_broker_means_a_hint_to_start_one() -> None:
     stderr = failing(None, "topic", "list", "--bootstrap", f"127.0.0.1:{port}")
     assert f"cannot connect to 127.0.0.1:{port}" in stderr
     assert "is `goqueue serve` running?" in stderr
+    assert "invalid broker address 'nowhere'" in failing(
+        None, "topic", "list", "--bootstrap", "nowhere"
+    )
 
 
 def test_produce_keys_and_headers_then_consume_them_formatted(
