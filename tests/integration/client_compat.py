@@ -63,6 +63,15 @@ def round_trip_value(index: int) -> bytes:
     return b"message %08d" % index
 
 
+def assert_round_trip(values: Sequence[bytes | None]) -> None:
+    """Every message of the round trip arrived once and in order. On failure name the first
+    wrong position rather than diffing 100,000 values."""
+    assert len(values) == ROUND_TRIP_COUNT, f"{len(values)} of {ROUND_TRIP_COUNT} messages"
+    for index, value in enumerate(values):
+        expected = round_trip_value(index)
+        assert value == expected, f"message {index} is {value!r}, expected {expected!r}"
+
+
 def wait_for(poll: Callable[[], T | None], what: str, timeout: float = DEADLINE_S) -> T:
     """Call `poll` until it returns something other than None; fail naming `what` after the
     deadline. Clients that block inside `poll` (a consumer's poll timeout) pace this loop."""
@@ -77,14 +86,15 @@ def wait_for(poll: Callable[[], T | None], what: str, timeout: float = DEADLINE_
 
 
 def collect(
-    fetch: Callable[[], Sequence[T]], count: int, what: str, timeout: float = DEADLINE_S
+    fetch: Callable[[int], Sequence[T]], count: int, what: str, timeout: float = DEADLINE_S
 ) -> list[T]:
-    """Accumulate what `fetch` returns (a consumer poll with a short timeout) until `count`
-    items arrived; fail after the deadline saying how many did."""
+    """Accumulate what `fetch(missing)` returns (a consumer poll for at most `missing` items,
+    with a short timeout) until `count` items arrived; fail after the deadline saying how many
+    did. Asking for no more than are missing keeps batch polls from idling to their timeout."""
     got: list[T] = []
     deadline = time.monotonic() + timeout
     while len(got) < count:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s: {len(got)}/{count} {what}")
-        got.extend(fetch())
+        got.extend(fetch(count - len(got)))
     return got

@@ -78,8 +78,8 @@ def consumer(bootstrap: str, **config: Any) -> KafkaConsumer:
 def consume(consumer: KafkaConsumer, count: int) -> list[Any]:
     """Poll until `count` records arrived (or fail at the deadline)."""
 
-    def fetch() -> list[Any]:
-        batches = consumer.poll(timeout_ms=500)
+    def fetch(missing: int) -> list[Any]:
+        batches = consumer.poll(timeout_ms=500, max_records=missing)
         return [record for records in batches.values() for record in records]
 
     return collect(fetch, count, "records")
@@ -149,13 +149,15 @@ def test_codec_round_trip_keeps_keys_headers_timestamps(
 
 
 def test_auto_detected_api_version(shared_broker: BrokerProcess) -> None:
+    """Detection must see at least Kafka 0.11: the broker serves only RecordBatch v2
+    (Produce v3+, Fetch v4+), which older client modes cannot speak."""
     client = consumer(shared_broker.bootstrap)
     try:
         detected = client.config["api_version"]
     finally:
         client.close()
     assert isinstance(detected, tuple)
-    assert detected >= (2, 1)
+    assert detected >= (0, 11)
 
 
 def test_list_offsets_earliest_and_latest(
