@@ -161,10 +161,10 @@ def test_manager_reopens_without_recovery_after_close(tmp_path: Path) -> None:
     assert not reloaded.recovered_unclean
     assert not (tmp_path / ".clean-shutdown").exists()
     assert reloaded.topics() == {"my-topic-name"}
-    log = reloaded.get("my-topic-name", 3)
-    assert log is not None and log.log_end_offset == 2
-    assert reloaded.create("my-topic-name", 3, config(segment_bytes=1234)) is log
-    assert log.config.segment_bytes == 1234
+    reopened = reloaded.get("my-topic-name", 3)
+    assert reopened is not None and reopened.log_end_offset == 2
+    assert reloaded.create("my-topic-name", 3, config(segment_bytes=1234)) is reopened
+    assert reopened.config.segment_bytes == 1234
     reloaded.close()
 
 
@@ -179,8 +179,8 @@ def test_manager_recovers_after_a_crash(tmp_path: Path) -> None:
     recovered = LogManager(tmp_path)
     recovered.load(topic_config)
     assert recovered.recovered_unclean
-    log = recovered.get("t", 0)
-    assert log is not None and read_all(log) == stored
+    reopened = recovered.get("t", 0)
+    assert reopened is not None and read_all(reopened) == stored
     recovered.close()
 
 
