@@ -87,7 +87,9 @@ class PartitionLog:
         self._checkpoint_lock = threading.Lock()
         self._generation = 0
         """Bumped by truncation, so a flush that started before it does not claim new data."""
-        self._deleted = False
+        self._closed = False
+        """Set by close and delete: a flush still running in a worker thread then stops
+        quietly instead of failing on removed files."""
         self._dir_unsynced = False
         directory.mkdir(parents=True, exist_ok=True)
         self._recovery_point = self._read_recovery_point()
@@ -294,6 +296,8 @@ class PartitionLog:
         segments become safe to skip on recovery.
         """
         with self._flush_lock:
+            if self._closed:
+                return
             generation = self._generation
             log_end_offset = self._log_end_offset
             segments = list(self._segments)
@@ -302,9 +306,13 @@ class PartitionLog:
                     segment.sync()
             if self._dir_unsynced:
                 self._dir_unsynced = False
-                fsync_dir(self.directory)
+                try:
+                    fsync_dir(self.directory)
+                except OSError:
+                    if not self._closed:
+                        raise
             with self._checkpoint_lock:
-                if generation == self._generation and not self._deleted:
+                if generation == self._generation and not self._closed:
                     self._flushed_offset = max(self._flushed_offset, log_end_offset)
                     if segments[-1].base_offset > self._recovery_point:
                         self._write_recovery_point(log_end_offset)
@@ -376,6 +384,7 @@ class PartitionLog:
         self._segments[-1].seal()
         self.flush()
         self._write_recovery_point(self._log_end_offset)
+        self._closed = True
         for segment in self._segments:
             os.close(segment.fd)
         if self._owns_reaper:
@@ -385,7 +394,7 @@ class PartitionLog:
         """Remove the partition directory. It is renamed first so a crash midway cannot leave
         a partial log behind; open fds are closed after file.delete.delay.ms."""
         with self._checkpoint_lock:
-            self._deleted = True
+            self._closed = True
         for segment in self._segments:
             segment.deleted = True
             self._reaper.defer(segment.fd, self.config.file_delete_delay_ms)

@@ -19,7 +19,12 @@ import crc32c
 
 from goqueue.records.buffer import Buffer
 from goqueue.records.compression import Compression
-from goqueue.records.errors import CorruptRecordError, InvalidRecordError, UnsupportedMagicError
+from goqueue.records.errors import (
+    CorruptRecordError,
+    InvalidRecordError,
+    RecordsError,
+    UnsupportedMagicError,
+)
 
 HEADER_SIZE = 61
 MAGIC = 2
@@ -38,6 +43,7 @@ _COMPRESSION_MASK = 0x07
 _TIMESTAMP_TYPE_BIT = 0x08
 _TRANSACTIONAL_BIT = 0x10
 _CONTROL_BIT = 0x20
+_MAX_CODEC = max(Compression)
 
 
 class TimestampType(enum.IntEnum):
@@ -98,7 +104,7 @@ class BatchHeader:
 def read_header(buf: Buffer, pos: int = 0) -> BatchHeader:
     """Parse the header at ``pos`` without validating anything but its presence."""
     if len(buf) - pos < HEADER_SIZE:
-        raise CorruptRecordError(f"truncated batch header at byte {pos}")
+        raise CorruptRecordError(f"truncated batch header ({len(buf) - pos} bytes)")
     return BatchHeader(*HEADER.unpack_from(buf, pos))
 
 
@@ -106,31 +112,30 @@ def check_batch(buf: Buffer, pos: int = 0, *, verify_crc: bool = True) -> BatchH
     """Validate the framing, magic, codec and CRC of the batch at ``pos`` and return its header.
 
     Raises CorruptRecordError for damaged bytes and UnsupportedMagicError for v0/v1 message sets
-    (whose magic byte sits at the same position).
+    (whose magic byte sits at the same position). Messages leave out the position: callers
+    know where the buffer came from and prefix it.
     """
     remaining = len(buf) - pos
-    if remaining <= MAGIC_POSITION:
-        raise CorruptRecordError(f"truncated batch header at byte {pos}")
-    magic = buf[pos + MAGIC_POSITION]
+    if remaining < HEADER_SIZE:
+        if remaining > MAGIC_POSITION and buf[pos + MAGIC_POSITION] != MAGIC:
+            raise UnsupportedMagicError(f"message format v{buf[pos + MAGIC_POSITION]}")
+        raise CorruptRecordError(f"truncated batch header ({remaining} bytes)")
+    fields = HEADER.unpack_from(buf, pos)
+    _, batch_length, _, magic, crc, attributes = fields[:6]
     if magic != MAGIC:
-        raise UnsupportedMagicError(f"message format v{magic} at byte {pos}; only v2 is supported")
-    header = read_header(buf, pos)
-    if header.batch_length < HEADER_SIZE - LENGTH_PREFIX:
-        raise CorruptRecordError(f"batch length {header.batch_length} at byte {pos} is too small")
-    if header.size > remaining:
-        raise CorruptRecordError(
-            f"batch at byte {pos} claims {header.size} bytes but only {remaining} follow"
-        )
-    if header.attributes & _COMPRESSION_MASK > max(Compression):
-        raise CorruptRecordError(f"unknown compression codec in batch at byte {pos}")
+        raise UnsupportedMagicError(f"message format v{magic}; only v2 is supported")
+    if batch_length < HEADER_SIZE - LENGTH_PREFIX:
+        raise CorruptRecordError(f"batch length {batch_length} is too small")
+    size = batch_length + LENGTH_PREFIX
+    if size > remaining:
+        raise CorruptRecordError(f"batch claims {size} bytes but only {remaining} follow")
+    if attributes & _COMPRESSION_MASK > _MAX_CODEC:
+        raise CorruptRecordError(f"unknown compression codec {attributes & _COMPRESSION_MASK}")
     if verify_crc:
-        actual = crc32c.crc32c(memoryview(buf)[pos + CRC_START : pos + header.size])
-        if actual != header.crc:
-            raise CorruptRecordError(
-                f"CRC mismatch in batch at byte {pos}: stored {header.crc:#010x}, "
-                f"computed {actual:#010x}"
-            )
-    return header
+        actual = crc32c.crc32c(memoryview(buf)[pos + CRC_START : pos + size])
+        if actual != crc:
+            raise CorruptRecordError(f"CRC mismatch: stored {crc:#010x}, computed {actual:#010x}")
+    return BatchHeader(*fields)
 
 
 def scan_batches(buf: Buffer, *, verify_crc: bool = True) -> list[BatchHeader]:
@@ -144,7 +149,10 @@ def scan_batches(buf: Buffer, *, verify_crc: bool = True) -> list[BatchHeader]:
     headers = []
     pos = 0
     while pos < len(buf):
-        header = check_batch(buf, pos, verify_crc=verify_crc)
+        try:
+            header = check_batch(buf, pos, verify_crc=verify_crc)
+        except RecordsError as exc:
+            raise type(exc)(f"batch at byte {pos}: {exc}") from None
         if header.record_count <= 0:
             raise InvalidRecordError(f"batch at byte {pos} holds {header.record_count} records")
         if header.last_offset_delta != header.record_count - 1:

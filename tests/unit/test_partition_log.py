@@ -357,3 +357,16 @@ def test_delete_removes_the_directory(directory: Path) -> None:
     log.delete()
     assert not directory.exists()
     assert os.listdir(directory.parent) == []
+
+
+def test_a_flush_arriving_after_close_or_delete_does_nothing(tmp_path: Path) -> None:
+    closed = open_log(tmp_path / "a-0")
+    append(closed, [1])
+    closed.close()
+    closed.flush()
+    deleted = open_log(tmp_path / "b-0")
+    append(deleted, [1])
+    deleted.delete()
+    deleted.flush()
+    assert (closed.flushed_offset, deleted.flushed_offset) == (1, 0)
+    assert os.listdir(tmp_path) == ["a-0"]
