@@ -79,15 +79,15 @@ def read_header(frame: bytes) -> tuple[RequestHeader, int]:
 
 
 def read_body(payload_type: type[RequestPayload], frame: bytes, offset: int) -> RequestPayload:
-    """Decode a request body; any decoding failure is a framing error for the connection."""
+    """Decode a request body; a body that does not decode is a framing error.
+
+    Bytes after a complete body are ignored, as Kafka ignores them: librdkafka, for one, leaves
+    a reserved array-length slot behind a null topic list in Metadata requests.
+    """
     try:
-        body, size = entity_reader(payload_type)(frame, offset)
+        body, _size = entity_reader(payload_type)(frame, offset)
     except Exception as exc:
         raise FramingError(f"malformed {payload_type.__name__}: {exc}") from exc
-    if offset + size != len(frame):
-        raise FramingError(
-            f"{payload_type.__name__} has {len(frame) - offset - size} unexpected trailing bytes"
-        )
     return body
 
 

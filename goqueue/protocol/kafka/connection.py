@@ -51,15 +51,15 @@ class KafkaConnection:
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self._idle = asyncio.Event()
+        """Set while waiting for the next request: the connection may close at once."""
         self._closing = False
         writer.transport.set_write_buffer_limits(high=0)
 
     def close_when_idle(self) -> None:
         """Finish the request in flight, if any, but read no further requests."""
         self._closing = True
-
-    async def wait_idle(self) -> None:
-        await self._idle.wait()
+        if self._idle.is_set():
+            self._writer.close()
 
     async def serve(self) -> None:
         try:

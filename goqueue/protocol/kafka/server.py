@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 
@@ -55,20 +54,14 @@ class KafkaServer:
         if self._server is None:
             return
         self._server.close()
-        connections = list(self._connections.values())
-        for connection in connections:
+        for connection in self._connections.values():
             connection.close_when_idle()
-        try:
-            await asyncio.wait_for(
-                asyncio.gather(*(connection.wait_idle() for connection in connections)),
-                SHUTDOWN_GRACE_S,
-            )
-        except TimeoutError:
-            logger.warning("shutdown grace period over: closing busy connections")
         tasks = list(self._connections)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            _done, busy = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_S)
+            if busy:
+                logger.warning("shutdown grace period over: closing %d busy connections", len(busy))
+            for task in busy:
+                task.cancel()
+            await asyncio.gather(*busy, return_exceptions=True)
         await self._server.wait_closed()
