@@ -7,11 +7,14 @@ from kio.schema.errors import ErrorCode
 from goqueue.broker.errors import BrokerError
 
 MAX_NAME_LENGTH = 249
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
+"""Names the coordinators own; Kafka refuses to let clients create them."""
 _LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
 
 
 def validate_topic_name(name: str | None) -> str:
-    """Return the name, or raise INVALID_TOPIC_EXCEPTION saying which rule it breaks."""
+    """Return the name of a topic a client may create, or raise the Kafka error that says which
+    rule it breaks."""
     if not name:
         raise BrokerError(ErrorCode.invalid_topic_exception, "Topic name is empty")
     if name in (".", ".."):
@@ -26,5 +29,9 @@ def validate_topic_name(name: str | None) -> str:
             ErrorCode.invalid_topic_exception,
             f"Topic name {name!r} is illegal: it may contain only ASCII letters, digits, "
             "'.', '_' and '-'",
+        )
+    if name in INTERNAL_TOPICS:
+        raise BrokerError(
+            ErrorCode.invalid_request, f"Creation of internal topic {name} is prohibited."
         )
     return name
