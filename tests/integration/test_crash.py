@@ -27,6 +27,8 @@ messages in flight each time, so the kills land at different points of the produ
 FINAL_ACKED = 4500
 MAX_OUTSTANDING = 2000
 """Messages the producer may have unacknowledged: enough for several batches in flight."""
+BATCH_MESSAGES = 50
+"""Small batches, so that each kill interrupts a stream of many produce requests."""
 TEST_BUDGET_S = 80.0
 IO_TIMEOUT_S = 30.0
 
@@ -62,6 +64,7 @@ class NumberedProducer:
                 "acks": "all",
                 "enable.idempotence": False,
                 "linger.ms": 2,
+                "batch.num.messages": BATCH_MESSAGES,
                 "message.timeout.ms": int(TEST_BUDGET_S * 1000),
                 "retry.backoff.ms": 20,
                 "retry.backoff.max.ms": 200,
@@ -81,14 +84,20 @@ class NumberedProducer:
             if len(self.producer) < MAX_OUTSTANDING:
                 seq = self._next_seq
                 self._next_seq += 1
-                self.producer.produce(TOPIC, value=str(seq).encode(), partition=seq % PARTITIONS)
+                self.producer.produce(
+                    TOPIC,
+                    value=str(seq).encode(),
+                    partition=seq % PARTITIONS,
+                    on_delivery=self._ledger.on_delivery,
+                )
                 self.producer.poll(0)
             else:
                 self.producer.poll(0.05)
 
     def drain(self, deadline: float) -> None:
-        """Wait until every message sent has been acknowledged or has failed."""
-        self.run_until(lambda: len(self.producer) == 0, deadline, "the last deliveries")
+        """Send nothing more; wait until every message sent was acknowledged or failed."""
+        left = self.producer.flush(max(0.0, deadline - time.monotonic()))
+        assert left == 0, f"{left} messages neither acknowledged nor failed by the deadline"
 
 
 def create_topic(bootstrap: str) -> None:
