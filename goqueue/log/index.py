@@ -64,12 +64,6 @@ class OffsetIndex:
     def last_position(self) -> int:
         return self.positions[-1] if self.positions else 0
 
-    def truncate_to_position(self, position: int) -> None:
-        """Drop entries of batches at or after ``position``."""
-        i = bisect_left(self.positions, position)
-        del self.relative_offsets[i:]
-        del self.positions[i:]
-
     def clear(self) -> None:
         del self.relative_offsets[:]
         del self.positions[:]
@@ -112,9 +106,6 @@ class TimeIndex:
         self.base_offset = base_offset
         self.timestamps = array("q")
         self.relative_offsets = array("i")
-
-    def __len__(self) -> int:
-        return len(self.timestamps)
 
     def maybe_append(self, timestamp: int, offset: int) -> None:
         """Add an entry if ``timestamp`` is a new maximum."""
