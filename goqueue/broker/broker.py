@@ -31,7 +31,7 @@ from goqueue.log.config import LogConfig
 from goqueue.log.manager import LogManager
 from goqueue.metadata.image import MetadataImage, TopicInfo
 from goqueue.metadata.store import MetadataStore, TopicExistsError, UnknownTopicError
-from goqueue.records.batch import scan_batches
+from goqueue.records.batch import BatchHeader, scan_batches
 from goqueue.records.errors import RecordsError
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,27 @@ HOUSEKEEPING_INTERVAL_S = 0.1
 class ProduceResult:
     base_offset: int
     log_start_offset: int
+
+
+def _check_client_batches(batches: list[BatchHeader]) -> None:
+    """Kafka's rules for what a producer may send: exactly one batch per partition (Produce
+    v3+), based at offset 0, and no control batches (only the broker writes those)."""
+    if len(batches) != 1:
+        raise BrokerError(
+            ErrorCode.invalid_record,
+            f"Produce requests may contain exactly one record batch per partition, "
+            f"not {len(batches)}",
+        )
+    batch = batches[0]
+    if batch.base_offset != 0:
+        raise BrokerError(
+            ErrorCode.invalid_record,
+            f"The base offset of the record batch should be 0, but it is {batch.base_offset}",
+        )
+    if batch.is_control:
+        raise BrokerError(
+            ErrorCode.invalid_record, "Clients are not allowed to write control records"
+        )
 
 
 class Broker:
@@ -104,6 +125,7 @@ class Broker:
             batches = scan_batches(records)
         except RecordsError as exc:
             raise BrokerError(exc.error_code, str(exc)) from exc
+        _check_client_batches(batches)
         limit = max_message_bytes_for(self.image.topics[topic].configs, self.settings)
         for batch in batches:
             if batch.size > limit:
