@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from goqueue.log.partition_log import AppendResult, PartitionLog
-from goqueue.records.batch import BatchHeader
+from goqueue.records.batch import BatchHeader, set_leader_epoch
 
 
 class Partition:
@@ -15,10 +15,11 @@ class Partition:
     waiting consumer is answered as soon as data arrives instead of when its wait expires.
     """
 
-    def __init__(self, topic: str, index: int, log: PartitionLog) -> None:
+    def __init__(self, topic: str, index: int, log: PartitionLog, leader_epoch: int = 0) -> None:
         self.topic = topic
         self.index = index
         self.log = log
+        self.leader_epoch = leader_epoch
         self._waiters: set[asyncio.Future[None]] = set()
 
     @property
@@ -27,6 +28,11 @@ class Partition:
         return self.log.log_end_offset
 
     def append(self, records: bytearray, batches: list[BatchHeader], now_ms: int) -> AppendResult:
+        """Stamp each batch with the leader epoch, as Kafka does, then append it."""
+        position = 0
+        for batch in batches:
+            set_leader_epoch(records, position, self.leader_epoch)
+            position += batch.size
         result = self.log.append(records, batches, now_ms)
         self._wake_waiters()
         return result
