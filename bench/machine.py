@@ -30,7 +30,13 @@ def describe_machine(data_root: Path) -> dict[str, str | int | float]:
         "python": platform.python_version(),
         "kernel": platform.release(),
         "data_filesystem": _filesystem_of(data_root),
+        "load_average_at_start": load_average(),
     }
+
+
+def load_average() -> str:
+    """1, 5 and 15 minute load averages: other work on a 2-core machine skews every figure."""
+    return " ".join(f"{load:.2f}" for load in os.getloadavg())
 
 
 def _filesystem_of(path: Path) -> str:

@@ -16,6 +16,7 @@ from types import TracebackType
 
 SAMPLE_RATE = 250
 TOP = 15
+LOOP_ENTRY = "Runner.run (asyncio/runners.py)"
 _LINE = re.compile(r" \((?P<file>[^():]+):\d+\)$")
 
 
@@ -91,24 +92,57 @@ def _function(frame: str) -> str:
     return _LINE.sub(r" (\g<file>)", frame)
 
 
+def _read_stacks(raw_path: Path) -> list[tuple[str, list[str], int]]:
+    """(thread, functions root first, sample count) per line of py-spy's raw output."""
+    stacks = []
+    for line in raw_path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack:
+            thread, *frames = stack.split(";")
+            name = thread.partition(": ")[2] or thread
+            stacks.append((name, [_function(frame) for frame in frames], int(count)))
+    return stacks
+
+
+def _below_loop(functions: list[str]) -> list[str]:
+    """The frames under the event loop's entry: uvloop runs callbacks and coroutine steps from C,
+    so py-spy shows them without the frames above the loop; cut those from full stacks too."""
+    entries = [i for i, function in enumerate(functions) if function == LOOP_ENTRY]
+    return functions[entries[-1] + 1 :] if entries else functions
+
+
+def _common_prefixes(stacks: list[tuple[str, list[str], int]]) -> dict[str, int]:
+    """Per thread, how many root frames all its (loop-cut, non-empty) stacks share."""
+    prefixes: dict[str, list[str]] = {}
+    for thread, full, _ in stacks:
+        functions = _below_loop(full)
+        if not functions:
+            continue
+        prefix = prefixes.setdefault(thread, functions)
+        depth = next(
+            (i for i, (a, b) in enumerate(zip(prefix, functions, strict=False)) if a != b),
+            min(len(prefix), len(functions)),
+        )
+        prefixes[thread] = prefix[:depth]
+    return {thread: len(prefix) for thread, prefix in prefixes.items()}
+
+
 def summarize(raw_path: Path, seconds: float) -> ProfileSummary:
-    """Self and inclusive time per function and busy time per thread from py-spy raw stacks."""
+    """Self and inclusive time per function and busy time per thread from py-spy raw stacks.
+
+    Inclusive time leaves out the event loop's callers and the frames every stack of a thread
+    shares (thread bootstrap, executor worker): they would top the table and say nothing.
+    """
+    stacks = _read_stacks(raw_path)
+    shared = _common_prefixes(stacks)
     self_samples: Counter[str] = Counter()
     total_samples: Counter[str] = Counter()
     thread_samples: Counter[str] = Counter()
-    samples = 0
-    for line in raw_path.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack:
-            continue
-        count = int(count_text)
-        thread, *frames = stack.split(";")
-        samples += count
-        thread_samples[thread.partition(": ")[2] or thread] += count
-        functions = [_function(frame) for frame in frames]
+    for thread, functions, count in stacks:
+        thread_samples[thread] += count
         if functions:
             self_samples[functions[-1]] += count
-        for function in set(functions):
+        for function in set(_below_loop(functions)[shared.get(thread, 0) :]):
             total_samples[function] += count
     per_core = SAMPLE_RATE * seconds / 100
 
@@ -117,7 +151,7 @@ def summarize(raw_path: Path, seconds: float) -> ProfileSummary:
 
     return ProfileSummary(
         seconds=round(seconds, 2),
-        samples=samples,
+        samples=sum(thread_samples.values()),
         threads=top(thread_samples),
         self_time=top(self_samples),
         total_time=top(total_samples),

@@ -103,7 +103,8 @@ class BenchResults:
             "",
             f"Machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gib']} GiB RAM, "
             f"Python {m['python']}, Linux {m['kernel']}; data on {m['data_filesystem']}. "
-            "Client and broker share the machine.",
+            f"Client and broker share the machine; load average at start "
+            f"{m['load_average_at_start']} (1, 5, 15 min).",
             "",
             f"Durability: {self.durability}.",
             "",
@@ -142,7 +143,9 @@ def _profile_markdown(name: str, profile: ProfileSummary) -> list[str]:
         f"## Broker profile: {name}",
         "",
         f"py-spy, {profile.samples} samples over {profile.seconds} s "
-        f"(raw stacks: `{profile.raw_path}`). Percent of one core.",
+        f"(raw stacks: `{profile.raw_path}`). Percent of one core. Self time of "
+        "`Runner.run` is uvloop's C code (socket I/O, event dispatch) with no Python frame "
+        "above it; time in a C call (os.write, fdatasync, crc32c) counts for its caller.",
     ]
     for title, rows in (
         ("thread", profile.threads),

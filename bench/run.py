@@ -12,16 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.config import BenchConfig, ProfileWhen
-from bench.disk import write_speed
+from bench.disk import DiskMode, write_speed
 from bench.drivers.base import BenchError, Throughput
 from bench.drivers.kafka import KafkaDriver
-from bench.machine import cpu_seconds, memory_mb
+from bench.machine import cpu_seconds, load_average, memory_mb
 from bench.profiling import PySpyRecorder, find_py_spy
 from bench.report import BenchResults, Figure, Target
 from bench.stats import Summary, percentile
 from bench.systems.goqueue import GoQueueSystem
 
 PRODUCE_TOPIC = "bench-produce"
+LATENCY = "end-to-end latency"
+SYNCS_PER_DISK_RUN = 5
+PERCENTILES = {"p50": 0.5, "p99": 0.99, "p99.9": 0.999, "max": 1.0}
 LATENCY_TOPIC = "bench-latency"
 TARGETS = {
     "produce": Target(">=", 250_000),
@@ -71,13 +74,13 @@ class BenchRun:
     def run(self) -> None:
         config = self.config
         with tempfile.TemporaryDirectory(prefix="goqueue-bench-", dir=config.data_root) as tmp:
-            raw_buffered = self.disk(Path(tmp))
+            raw = self.disk(Path(tmp))
             system = GoQueueSystem(Path(tmp) / "data")
             system.start()
             try:
                 self.memory(system.pid, "idle after start")
                 driver = KafkaDriver(system.bootstrap, config.linger_ms, config.batch_bytes)
-                self.produce(driver, system.pid, raw_buffered)
+                self.produce(driver, system.pid, raw)
                 self.drain(driver, system.pid)
                 self.latency(driver, system.pid)
                 self.memory(system.pid, "after the runs, idle")
@@ -86,20 +89,38 @@ class BenchRun:
                 code = system.stop()
                 shutil.copy(system.log_path, config.results_dir / f"{self.stamp}-broker.log")
             self.results.notes.append(f"broker exit code after SIGTERM: {code}")
+            self.results.notes.append(f"load average at the end: {load_average()}")
 
-    def disk(self, directory: Path) -> float:
-        """Raw sequential write speed of the data dir's disk; returns the buffered median B/s."""
+    def disk(self, directory: Path) -> dict[str, float]:
+        """Raw sequential write speed of the data dir's disk; returns median B/s per mode.
+
+        An untimed first run pays the one-off cost of touching fresh memory for the page cache
+        (large on a VM), which would otherwise land in whichever run comes first.
+        """
         size = self.config.disk_bytes
-        label = f"{size / 2**30:g} GiB in 1 MiB chunks"
-        medians = []
-        for fsync, name in ((False, "buffered write"), (True, "write + final fsync")):
-            runs = [write_speed(directory, size, fsync=fsync) for _ in range(self.config.runs)]
-            rates = [run.bytes_per_s for run in runs]
-            self.figure("disk", f"{name} ({label})", "MB/s", [r / 1e6 for r in rates])
-            self.figure("disk", f"{name}, as {self.config.value_size} B msgs", "msg/s",
+        flush_s = GoQueueSystem.flush_interval_ms() / 1000
+        modes = (
+            DiskMode("buffered write"),
+            DiskMode("write + final fdatasync", final_fsync=True),
+            DiskMode(
+                f"buffered write + fdatasync every {flush_s:g} s",
+                sync_interval_s=flush_s,
+                min_seconds=SYNCS_PER_DISK_RUN * flush_s,
+            ),
+        )
+        write_speed(directory, size, modes[0])
+        medians = {}
+        for mode in modes:
+            rates = [
+                write_speed(directory, size, mode).bytes_per_s for _ in range(self.config.runs)
+            ]
+            at_least = f", at least {mode.min_seconds:g} s" if mode.min_seconds else ""
+            name = f"{mode.name} ({size / 2**30:g} GiB{at_least}, 1 MiB writes)"
+            self.figure("disk", name, "MB/s", [r / 1e6 for r in rates])
+            self.figure("disk", f"{mode.name}, as {self.config.value_size} B msgs", "msg/s",
                         [r / self.config.value_size for r in rates])  # fmt: skip
-            medians.append(Summary.of(rates).median)
-        return medians[0]
+            medians[mode.name] = Summary.of(rates).median
+        return medians
 
     def memory(self, pid: int, when: str) -> None:
         """Broker RSS after an idle pause (a deliberate idle period, not a synchronisation)."""
@@ -116,7 +137,7 @@ class BenchRun:
         self.figure(section, "broker CPU", "% of a core", [s.broker_pct for s in shares])
         self.figure(section, "client CPU", "% of a core", [s.client_pct for s in shares])
 
-    def produce(self, driver: KafkaDriver, pid: int, raw_buffered: float) -> None:
+    def produce(self, driver: KafkaDriver, pid: int, raw: dict[str, float]) -> None:
         config = self.config
         driver.create_topic(PRODUCE_TOPIC, 1)
         runs: list[Throughput] = []
@@ -124,8 +145,9 @@ class BenchRun:
         for _ in range(config.runs):
             runs.append(self.produce_once(driver, pid, shares))
         self.throughput_figures("produce", runs, shares, "produce")
-        self.figure("produce", "ratio to raw buffered write", "%",
-                    [100 * r.payload_bytes / r.seconds / raw_buffered for r in runs])  # fmt: skip
+        for mode, rate in raw.items():
+            self.figure("produce", f"ratio to {mode}", "%",
+                        [100 * r.payload_bytes / r.seconds / rate for r in runs])  # fmt: skip
         self.results.notes.append(
             f"produce: {config.produce_messages:,} x {config.value_size} B per run, one partition, "
             f"acks=1, linger.ms={config.linger_ms}, batch.size={config.batch_bytes}, "
@@ -169,27 +191,11 @@ class BenchRun:
     def latency(self, driver: KafkaDriver, pid: int) -> None:
         config = self.config
         driver.create_topic(LATENCY_TOPIC, 1)
-        points = {"p50": 0.5, "p99": 0.99, "p99.9": 0.999, "max": 1.0}
-        values: dict[str, list[float]] = {name: [] for name in points}
         shares: list[CpuShare] = []
-        for _ in range(config.runs):
-            with cpu_share(pid, shares):
-                run = driver.end_to_end(
-                    LATENCY_TOPIC,
-                    config.latency_rate,
-                    config.latency_seconds,
-                    config.latency_warmup_seconds,
-                    config.value_size,
-                )
-            if run.received != run.sent or not run.latencies_ns:
-                raise BenchError(f"latency run: received {run.received} of {run.sent}")
-            ordered = sorted(run.latencies_ns)
-            for name, fraction in points.items():
-                values[name].append(percentile(ordered, fraction) / 1e6)
-        for name, runs in values.items():
-            self.figure("end-to-end latency", name, "ms", runs, name)
-        self.figure("end-to-end latency", "broker CPU", "% of a core",
-                    [s.broker_pct for s in shares])  # fmt: skip
+        runs = [self.latency_once(driver, pid, shares) for _ in range(config.runs)]
+        for name in PERCENTILES:
+            self.figure(LATENCY, name, "ms", [run[name] for run in runs], name)
+        self.figure(LATENCY, "broker CPU", "% of a core", [s.broker_pct for s in shares])
         self.results.notes.append(
             f"latency: {config.latency_rate:,} msg/s for {config.latency_seconds:g} s after a "
             f"{config.latency_warmup_seconds:g} s warm-up, acks=1, linger.ms=0, consumer in its "
@@ -197,8 +203,29 @@ class BenchRun:
             "application, CLOCK_MONOTONIC stamp in the payload"
         )
 
+    def latency_once(
+        self, driver: KafkaDriver, pid: int, shares: list[CpuShare]
+    ) -> dict[str, float]:
+        """One fixed-rate run; every message sent must arrive. Returns percentiles in ms."""
+        config = self.config
+        with cpu_share(pid, shares):
+            run = driver.end_to_end(
+                LATENCY_TOPIC,
+                config.latency_rate,
+                config.latency_seconds,
+                config.latency_warmup_seconds,
+                config.value_size,
+            )
+        if run.received != run.sent or not run.latencies_ns:
+            raise BenchError(f"latency run: received {run.received} of {run.sent}")
+        ordered = sorted(run.latencies_ns)
+        return {name: percentile(ordered, q) / 1e6 for name, q in PERCENTILES.items()}
+
     def profile_if_needed(self, driver: KafkaDriver, pid: int) -> None:
-        """py-spy on the broker during one extra produce run (and drain run if drain missed)."""
+        """py-spy on the broker during an extra run of produce and of each workload that missed.
+
+        These runs come after the measured ones and are not counted in the figures.
+        """
         missed = {figure.section for figure in self.results.missed}
         when = self.config.profile
         if when is ProfileWhen.never or (when is ProfileWhen.auto and not missed):
@@ -207,22 +234,24 @@ class BenchRun:
         if py_spy is None:
             self.results.notes.append("profile skipped: py-spy not found (pip install py-spy)")
             return
-        workloads: dict[str, Callable[[list[CpuShare]], Throughput]] = {
-            "produce": lambda shares: self.produce_once(driver, pid, shares)
+        workloads: dict[str, Callable[[list[CpuShare]], str]] = {
+            "produce": lambda s: f"{self.produce_once(driver, pid, s).msg_per_s:,.0f} msg/s",
+            "drain": lambda s: f"{self.drain_once(driver, pid, s).msg_per_s:,.0f} msg/s",
+            LATENCY: lambda s: f"p99 {self.latency_once(driver, pid, s)['p99']:.2f} ms",
         }
-        if "drain" in missed or when is ProfileWhen.always:
-            workloads["drain"] = lambda shares: self.drain_once(driver, pid, shares)
         for name, workload in workloads.items():
-            raw = self.config.results_dir / f"{self.stamp}-profile-{name}.txt"
+            if when is ProfileWhen.auto and name != "produce" and name not in missed:
+                continue
+            raw = self.config.results_dir / f"{self.stamp}-profile-{name.replace(' ', '-')}.txt"
             shares: list[CpuShare] = []
             recorder = PySpyRecorder(py_spy, pid, raw, self.config.time_limit_seconds + 30)
             with recorder:
-                run = workload(shares)
+                outcome = workload(shares)
             if recorder.summary is not None:
                 self.results.profiles[name] = recorder.summary
             self.results.notes.append(
-                f"profiled {name} run (py-spy attached, not counted above): "
-                f"{run.msg_per_s:,.0f} msg/s, broker CPU {shares[0].broker_pct:.0f} % of a core"
+                f"profiled {name} run (py-spy attached, not counted above): {outcome}, "
+                f"broker CPU {shares[0].broker_pct:.0f} % of a core"
             )
 
 

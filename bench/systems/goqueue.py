@@ -36,6 +36,11 @@ class GoQueueSystem:
         return self._process.stop()
 
     @staticmethod
+    def flush_interval_ms() -> int:
+        """The default `flush.ms`: how often the broker fsyncs data acknowledged with acks=1."""
+        return BrokerSettings().log_flush_interval_ms
+
+    @staticmethod
     def durability(acks: int) -> str:
         """What an acknowledgement promises with the settings the runs use."""
         defaults = BrokerSettings()
