@@ -230,7 +230,9 @@ class Bystander:
             _create_topic(admin, BYSTANDER_TOPIC)
         finally:
             admin.close()
-        self.producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+        self.producer = KafkaProducer(
+            bootstrap_servers=broker.bootstrap, acks="all", enable_idempotence=False
+        )
         self.consumer = KafkaConsumer(
             bootstrap_servers=broker.bootstrap,
             group_id=None,
@@ -453,7 +455,15 @@ def test_message_over_max_message_bytes_is_message_too_large(
     assert _produce(connection, topic, fits) == (ErrorCode.none, 0)
 
 
-@pytest.mark.parametrize("name", ["has space", "..", "x" * 250, "slash/name"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("has space", id="space"),
+        pytest.param("..", id="dot-dot"),
+        pytest.param("x" * 250, id="250-chars"),
+        pytest.param("slash/name", id="slash"),
+    ],
+)
 def test_create_topics_with_invalid_name_is_invalid_topic(
     misbehaving: tuple[RawConnection, LogWatch], name: str
 ) -> None:
