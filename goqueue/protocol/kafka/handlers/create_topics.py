@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from goqueue.protocol.kafka.api import Api, RequestContext
 from goqueue.protocol.kafka.codec import build, has_field, nested, response_type
 
 API_KEY = 19
+logger = logging.getLogger(__name__)
 TOPIC_CONFIG = 1
 DEFAULT_CONFIG = 5
 
@@ -41,6 +43,13 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
                 validate_only=request.validate_only,
             )
         except BrokerError as exc:
+            logger.warning(
+                "create topic %r from %s refused: %s %s",
+                topic.name,
+                context.peer,
+                exc.error_code.name,
+                exc.message or "",
+            )
             results.append(
                 build(
                     result_type,

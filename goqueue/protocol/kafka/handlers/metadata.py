@@ -66,6 +66,13 @@ async def _describe_topic(
         except BrokerError as exc:
             info = broker.image.topics.get(name)
             if info is None:
+                logger.warning(
+                    "auto-creating topic %r for %s refused: %s %s",
+                    name,
+                    context.peer,
+                    exc.error_code.name,
+                    exc.message or "",
+                )
                 return _error_topic(topic_type, name, topic_id, exc.error_code)
     if info is None:
         code = ErrorCode.unknown_topic_or_partition
