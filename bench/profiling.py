@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-SAMPLE_RATE = 250
+SAMPLE_RATE = 100
 TOP = 15
 LOOP_ENTRY = "Runner.run (asyncio/runners.py)"
 _LINE = re.compile(r" \((?P<file>[^():]+):\d+\)$")
