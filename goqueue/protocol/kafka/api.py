@@ -24,6 +24,16 @@ class RequestContext:
     peer: str
 
 
+def topic_name(context: RequestContext, entry: Any, name_field: str) -> str | None:
+    """The topic an entry names: by name in older versions, by topic id (KIP-516) in newer
+    ones; None for an unknown id."""
+    name = getattr(entry, name_field, None)
+    if name is not None:
+        return str(name)
+    info = context.broker.image.topics_by_id.get(entry.topic_id)
+    return info.name if info else None
+
+
 @dataclass(frozen=True, slots=True)
 class Api:
     """One Kafka API served by the broker; ApiVersions advertises exactly these ranges."""

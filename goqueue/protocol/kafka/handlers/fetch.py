@@ -11,7 +11,7 @@ from kio.static.protocol import ResponsePayload
 
 from goqueue.broker.fetch import FetchedPartition, PartitionFetch, fetch
 from goqueue.log.partition_log import FileSlice
-from goqueue.protocol.kafka.api import Api, RequestContext
+from goqueue.protocol.kafka.api import Api, RequestContext, topic_name
 from goqueue.protocol.kafka.codec import SplicedResponse, build, nested, response_type
 
 API_KEY = 1
@@ -36,7 +36,7 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Spl
     requests: list[PartitionFetch] = []
     unknown: list[tuple[Any, int]] = []
     for topic in request.topics:
-        name = _topic_name(context, topic)
+        name = topic_name(context, topic, "topic")
         for partition in topic.partitions:
             if name is None:
                 unknown.append((topic.topic_id, partition.partition))
@@ -115,14 +115,6 @@ def _partition_data(
         preferred_read_replica=-1,
         records=records,
     )
-
-
-def _topic_name(context: RequestContext, topic: Any) -> str | None:
-    """Fetch v13 names topics by id, earlier versions by name."""
-    if hasattr(topic, "topic"):
-        return str(topic.topic)
-    info = context.broker.image.topics_by_id.get(topic.topic_id)
-    return info.name if info else None
 
 
 API = Api(API_KEY, "Fetch", 4, 17, handle)

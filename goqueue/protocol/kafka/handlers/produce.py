@@ -10,7 +10,7 @@ from kio.schema.errors import ErrorCode
 from kio.static.protocol import ResponsePayload
 
 from goqueue.broker.errors import BrokerError
-from goqueue.protocol.kafka.api import Api, RequestContext
+from goqueue.protocol.kafka.api import Api, RequestContext, topic_name
 from goqueue.protocol.kafka.codec import build, nested, response_type
 
 API_KEY = 0
@@ -29,7 +29,7 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Non
     broker = context.broker
     topics = []
     for topic_data in request.topic_data:
-        name = _topic_name(context, topic_data)
+        name = topic_name(context, topic_data, "name")
         partitions = []
         for data in topic_data.partition_data:
             code, message, base_offset, log_start = ErrorCode.none, None, -1, -1
@@ -78,14 +78,6 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Non
     if request.acks == 0:
         return None
     return build(response, responses=tuple(topics), throttle_time=datetime.timedelta(0))
-
-
-def _topic_name(context: RequestContext, topic_data: Any) -> str | None:
-    """Produce v13 names topics by id, earlier versions by name."""
-    if hasattr(topic_data, "name"):
-        return str(topic_data.name)
-    info = context.broker.image.topics_by_id.get(topic_data.topic_id)
-    return info.name if info else None
 
 
 API = Api(API_KEY, "Produce", 3, 13, handle)
