@@ -9,6 +9,7 @@ follow Kafka's wording so that clients and operators see familiar errors.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Protocol
@@ -20,7 +21,12 @@ if TYPE_CHECKING:
 
 
 class InvalidConfigError(ValueError):
-    """A topic config name is unknown or its value is malformed or out of range."""
+    """A topic config name is unknown or its value is malformed or out of range; `problem` is
+    what is wrong with the value, without naming the config."""
+
+    def __init__(self, message: str, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem or message
 
 
 class ConfigType(enum.Enum):
@@ -29,6 +35,7 @@ class ConfigType(enum.Enum):
     STRING = "string"
     INT = "int"
     LONG = "long"
+    DOUBLE = "double"
     LIST = "list"
 
 
@@ -42,11 +49,11 @@ class Validator(Protocol):
 class Between:
     """Inclusive numeric range; either end may be open."""
 
-    low: int | None = None
-    high: int | None = None
+    low: int | float | None = None
+    high: int | float | None = None
 
     def check(self, value: object) -> str | None:
-        assert isinstance(value, int)
+        assert isinstance(value, int | float)
         if self.low is not None and value < self.low:
             return f"Value must be at least {self.low}"
         if self.high is not None and value > self.high:
@@ -93,14 +100,16 @@ class ConfigEntry:
     dynamic: bool = True
     """Whether a change applies to a live topic without restarting the broker."""
 
-    def parse(self, text: str) -> int | str | list[str]:
+    def parse(self, text: str) -> int | float | str | list[str]:
         """Parse and validate a wire value; raise InvalidConfigError with Kafka's message."""
-        value: int | str | list[str]
-        if self.type in _TYPE_RANGES:
+        value: int | float | str | list[str]
+        if self.type in _TYPE_RANGES or self.type is ConfigType.DOUBLE:
             try:
-                value = int(text.strip())
+                value = (float if self.type is ConfigType.DOUBLE else int)(text.strip())
             except ValueError:
                 raise self._invalid(text, self._not_a_number) from None
+            if not math.isfinite(value):
+                raise self._invalid(text, self._not_a_number)
         elif self.type is ConfigType.LIST:
             value = [item.strip() for item in text.split(",") if item.strip()]
         else:
@@ -110,7 +119,7 @@ class ConfigEntry:
             raise self._invalid(text, problem)
         return value
 
-    def check(self, value: int | str | list[str]) -> str | None:
+    def check(self, value: int | float | str | list[str]) -> str | None:
         """What is wrong with a parsed value (its type's range, then the validator), or None."""
         if self.type in _TYPE_RANGES and _TYPE_RANGES[self.type].check(value):
             return self._not_a_number
@@ -137,7 +146,9 @@ class ConfigEntry:
         return self.default
 
     def _invalid(self, text: str, problem: str) -> InvalidConfigError:
-        return InvalidConfigError(f"Invalid value {text} for configuration {self.name}: {problem}")
+        return InvalidConfigError(
+            f"Invalid value {text} for configuration {self.name}: {problem}", problem
+        )
 
 
 TOPIC_CONFIGS: tuple[ConfigEntry, ...] = (
@@ -146,7 +157,7 @@ TOPIC_CONFIGS: tuple[ConfigEntry, ...] = (
         ConfigType.LIST,
         "How old segments are discarded: `delete` removes them by retention time and size, "
         "`compact` keeps the latest record per key (compaction arrives in a later release).",
-        default="delete",
+        default_setting="log_cleanup_policy",
         validator=OneOf(("compact", "delete")),
     ),
     ConfigEntry(
@@ -187,21 +198,21 @@ TOPIC_CONFIGS: tuple[ConfigEntry, ...] = (
         "compression.type",
         ConfigType.STRING,
         "Compression of stored batches; `producer` keeps whatever the producer sent.",
-        default="producer",
+        default_setting="compression_type",
         validator=OneOf(("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")),
     ),
     ConfigEntry(
         "min.insync.replicas",
         ConfigType.INT,
         "Replicas that must have a batch before an acks=all produce succeeds.",
-        default="1",
+        default_setting="min_insync_replicas",
         validator=at_least(1),
     ),
     ConfigEntry(
         "message.timestamp.type",
         ConfigType.STRING,
         "Whether records keep the producer's timestamp or get the broker's append time.",
-        default="CreateTime",
+        default_setting="log_message_timestamp_type",
         validator=OneOf(("CreateTime", "LogAppendTime")),
     ),
     ConfigEntry(
@@ -222,15 +233,45 @@ TOPIC_CONFIGS: tuple[ConfigEntry, ...] = (
         "index.interval.bytes",
         ConfigType.INT,
         "Bytes of batches between two entries of the sparse offset index.",
-        default="4096",
+        default_setting="log_index_interval_bytes",
         validator=at_least(0),
     ),
     ConfigEntry(
         "file.delete.delay.ms",
         ConfigType.LONG,
         "How long a deleted segment's files stay open for readers still using them.",
-        default="60000",
+        default_setting="log_segment_delete_delay_ms",
         validator=at_least(0),
+    ),
+    ConfigEntry(
+        "delete.retention.ms",
+        ConfigType.LONG,
+        "How long the cleaner keeps tombstones (records with a null value) of a compacted "
+        "topic, so consumers that read from the start see the deletion.",
+        default_setting="log_cleaner_delete_retention_ms",
+        validator=at_least(0),
+    ),
+    ConfigEntry(
+        "min.compaction.lag.ms",
+        ConfigType.LONG,
+        "Youngest a record may be before the cleaner may compact it away.",
+        default_setting="log_cleaner_min_compaction_lag_ms",
+        validator=at_least(0),
+    ),
+    ConfigEntry(
+        "max.compaction.lag.ms",
+        ConfigType.LONG,
+        "Oldest an uncompacted record may become before its segment is due for compaction, "
+        "however little of the log is dirty.",
+        default_setting="log_cleaner_max_compaction_lag_ms",
+        validator=at_least(1),
+    ),
+    ConfigEntry(
+        "min.cleanable.dirty.ratio",
+        ConfigType.DOUBLE,
+        "Share of a compacted log that must be uncompacted before the cleaner rewrites it.",
+        default_setting="log_cleaner_min_cleanable_ratio",
+        validator=Between(0, 1),
     ),
 )
 

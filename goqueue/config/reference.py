@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import MISSING, fields
 
 from goqueue.config.catalog import TOPIC_CONFIGS
-from goqueue.config.settings import ENV_PREFIX, BrokerSettings
+from goqueue.config.settings import ENV_PREFIX, BrokerSettings, config_name
 
 
 def render() -> str:
@@ -25,13 +25,18 @@ def render() -> str:
         f"as `{ENV_PREFIX}NAME` environment variables, or as `goqueue serve` flags where one "
         "exists.",
         "",
-        "| setting | environment | default | description |",
-        "|---|---|---|---|",
+        "Settings marked dynamic can also be changed on a running cluster, by their dotted name,",
+        "without a restart: `goqueue config set --broker-default log.retention.ms=3600000` (see",
+        "[topic management](topic-management.md)).",
+        "",
+        "| setting | environment | default | dynamic | description |",
+        "|---|---|---|---|---|",
     ]
     for spec in fields(BrokerSettings):
         default = "" if spec.default is MISSING else spec.default
+        dynamic = f"`{config_name(spec.name)}`" if spec.metadata["dynamic"] else "no"
         lines.append(
-            f"| `{spec.name}` | `{ENV_PREFIX}{spec.name.upper()}` | `{default}` "
+            f"| `{spec.name}` | `{ENV_PREFIX}{spec.name.upper()}` | `{default}` | {dynamic} "
             f"| {spec.metadata['doc']} |"
         )
     lines += [
@@ -39,7 +44,8 @@ def render() -> str:
         "## Topic configs",
         "",
         "Given at creation (`goqueue topic create NAME --config name=value`, or any Kafka admin "
-        "client). A topic without a value takes the broker default.",
+        "client) and changed at run time (`goqueue topic alter NAME --config name=value`). A "
+        "topic without a value takes the broker default.",
         "",
         "| config | type | default | description |",
         "|---|---|---|---|",

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from goqueue.config.catalog import TOPIC_CONFIGS, Between, ConfigEntry, Validator, at_least
+from goqueue.config.catalog import (
+    TOPIC_CONFIGS,
+    Between,
+    ConfigEntry,
+    InvalidConfigError,
+    Validator,
+    at_least,
+)
 
 ENV_PREFIX = "GOQUEUE_"
 INT64_MAX = 2**63 - 1
@@ -23,6 +30,12 @@ DAY_MS = 24 * 60 * 60 * 1000
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 ALIASES = {"log_roll_ms": "log_segment_ms"}
 """Kafka's names for settings that Go-Queue names after the topic config they default."""
+_KAFKA_NAMES = {field_name: alias for alias, field_name in ALIASES.items()}
+
+
+def config_name(field_name: str) -> str:
+    """A setting's dotted Kafka name (`log.retention.ms`), as DescribeConfigs shows it."""
+    return _KAFKA_NAMES.get(field_name, field_name).replace("_", ".")
 
 
 class SettingsError(Exception):
@@ -30,9 +43,30 @@ class SettingsError(Exception):
     what to write instead."""
 
 
-def _meta(doc: str, *, validator: Between | None = None, address: bool = False) -> dict[str, Any]:
-    """A setting's declaration beside its default: what it is for and how a value is checked."""
-    return {"doc": doc, "validator": validator, "address": address}
+def _meta(
+    doc: str,
+    *,
+    validator: Between | None = None,
+    address: bool = False,
+    dynamic: bool = False,
+    sensitive: bool = False,
+) -> dict[str, Any]:
+    """A setting's declaration beside its default: what it is for, how a value is checked,
+    whether it can change at run time (dynamic: through the metadata quorum, without restart)
+    and whether DescribeConfigs must hide its value (sensitive)."""
+    return {
+        "doc": doc,
+        "validator": validator,
+        "address": address,
+        "dynamic": dynamic,
+        "sensitive": sensitive,
+    }
+
+
+def _topic_default(doc: str) -> dict[str, Any]:
+    """A broker-wide default of a topic config: validated as that config, changeable at run
+    time for every topic that does not set its own value."""
+    return _meta(doc, dynamic=True)
 
 
 @dataclass(frozen=True)
@@ -68,7 +102,8 @@ class BrokerSettings:
         default=None,
         metadata=_meta(
             "Secret that encrypts and authenticates the metadata quorum's traffic; every node of "
-            "a cluster needs the same one. A single node without one uses a random secret."
+            "a cluster needs the same one. A single node without one uses a random secret.",
+            sensitive=True,
         ),
     )
     auto_create_topics_enable: bool = field(
@@ -97,30 +132,66 @@ class BrokerSettings:
         ),
     )
     message_max_bytes: int = field(
-        default=1048588, metadata=_meta("Default largest record batch a producer may send.")
+        default=1048588,
+        metadata=_topic_default("Default largest record batch a producer may send."),
     )
     log_segment_bytes: int = field(
-        default=1024 * 1024 * 1024, metadata=_meta("Default size at which a segment rolls.")
+        default=1024 * 1024 * 1024,
+        metadata=_topic_default("Default size at which a segment rolls."),
     )
     log_segment_ms: int = field(
-        default=7 * DAY_MS, metadata=_meta("Default age at which a segment rolls.")
+        default=7 * DAY_MS, metadata=_topic_default("Default age at which a segment rolls.")
     )
     log_retention_ms: int = field(
         default=7 * DAY_MS,
-        metadata=_meta("Default time data is kept before its segment is deleted; -1 keeps it."),
+        metadata=_topic_default(
+            "Default time data is kept before its segment is deleted; -1 keeps it."
+        ),
     )
     log_retention_bytes: int = field(
         default=-1,
-        metadata=_meta("Default size a partition may reach before old segments go; -1: no limit."),
+        metadata=_topic_default(
+            "Default size a partition may reach before old segments go; -1: no limit."
+        ),
     )
     log_retention_check_interval_ms: int = field(
         default=30000, metadata=_meta("How often retention is applied.", validator=at_least(1))
     )
     log_flush_interval_messages: int = field(
-        default=INT64_MAX, metadata=_meta("Default number of messages between two fsyncs.")
+        default=INT64_MAX, metadata=_topic_default("Default number of messages between two fsyncs.")
     )
     log_flush_interval_ms: int = field(
-        default=1000, metadata=_meta("Default longest time appended data stays unsynced.")
+        default=1000, metadata=_topic_default("Default longest time appended data stays unsynced.")
+    )
+    log_cleanup_policy: str = field(
+        default="delete", metadata=_topic_default("Default cleanup.policy of topics.")
+    )
+    compression_type: str = field(
+        default="producer", metadata=_topic_default("Default compression.type of topics.")
+    )
+    min_insync_replicas: int = field(
+        default=1, metadata=_topic_default("Default min.insync.replicas of topics.")
+    )
+    log_message_timestamp_type: str = field(
+        default="CreateTime", metadata=_topic_default("Default message.timestamp.type of topics.")
+    )
+    log_index_interval_bytes: int = field(
+        default=4096, metadata=_topic_default("Default index.interval.bytes of topics.")
+    )
+    log_segment_delete_delay_ms: int = field(
+        default=60000, metadata=_topic_default("Default file.delete.delay.ms of topics.")
+    )
+    log_cleaner_delete_retention_ms: int = field(
+        default=DAY_MS, metadata=_topic_default("Default delete.retention.ms of topics.")
+    )
+    log_cleaner_min_compaction_lag_ms: int = field(
+        default=0, metadata=_topic_default("Default min.compaction.lag.ms of topics.")
+    )
+    log_cleaner_max_compaction_lag_ms: int = field(
+        default=INT64_MAX, metadata=_topic_default("Default max.compaction.lag.ms of topics.")
+    )
+    log_cleaner_min_cleanable_ratio: float = field(
+        default=0.5, metadata=_topic_default("Default min.cleanable.dirty.ratio of topics.")
     )
 
     def advertised_host_port(self) -> tuple[str, int]:
@@ -213,20 +284,28 @@ def _convert(name: str, value: object, where: str) -> object:
             parse_host_port(str(converted))
     except (TypeError, ValueError) as exc:
         raise SettingsError(f"Invalid value {value!r} for {where}: {exc}") from exc
-    if isinstance(converted, int) and not isinstance(converted, bool):
-        for checker in _int_checkers(name):
-            problem = checker.check(converted)
-            if problem:
-                raise SettingsError(f"Invalid value {converted} for {where}: {problem}")
+    problem = _problem(name, converted)
+    if problem:
+        raise SettingsError(f"Invalid value {converted} for {where}: {problem}")
     return converted
 
 
-def _int_checkers(name: str) -> list[Validator]:
+def _problem(name: str, value: object) -> str | None:
     """A broker default obeys the same rules as the topic config it is the default of."""
     entry = _TOPIC_DEFAULTS.get(name)
-    if entry is None:
-        return [_FIELDS[name].metadata["validator"] or _INT64]
-    return [check for check in (entry.value_range, entry.validator) if check is not None]
+    if entry is not None:
+        out_of_range = entry.value_range.check(value) if entry.value_range else None
+        if out_of_range:
+            return out_of_range
+        try:
+            entry.parse(str(value))
+        except InvalidConfigError as exc:
+            return exc.problem
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        validator: Validator = _FIELDS[name].metadata["validator"] or _INT64
+        return validator.check(value)
+    return None
 
 
 def _to_int(value: object) -> int:
@@ -249,6 +328,15 @@ def _to_bool(value: object) -> bool:
     raise ValueError("expected true or false")
 
 
+def _to_float(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError("expected a number")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError("expected a number") from None
+
+
 def _to_str(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError("expected a string")
@@ -267,6 +355,7 @@ def _to_path(value: object) -> Path:
 
 _CONVERTERS: dict[object, Callable[[object], object]] = {
     int: _to_int,
+    float: _to_float,
     bool: _to_bool,
     str: _to_str,
     str | None: _to_optional_str,
