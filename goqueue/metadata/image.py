@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -56,10 +56,17 @@ class MetadataImage:
     topics: Mapping[str, TopicInfo]
     topics_by_id: Mapping[uuid.UUID, TopicInfo]
     offset: int
+    broker_configs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Dynamic broker settings by level: "" for the cluster-wide default, else a node id."""
 
     def __post_init__(self) -> None:
         for name in ("brokers", "topics", "topics_by_id"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
+        object.__setattr__(
+            self,
+            "broker_configs",
+            _frozen({level: _frozen(values) for level, values in self.broker_configs.items()}),
+        )
 
     @classmethod
     def empty(cls) -> MetadataImage:
@@ -81,6 +88,13 @@ class MetadataImage:
             topics={**self.topics, topic.name: topic},
             topics_by_id={**self.topics_by_id, topic.topic_id: topic},
         )
+
+    def with_broker_configs(self, level: str, configs: Mapping[str, str]) -> MetadataImage:
+        """Replace one level's dynamic broker settings; an empty level is dropped."""
+        levels = {key: value for key, value in self.broker_configs.items() if key != level}
+        if configs:
+            levels[level] = configs
+        return replace(self, broker_configs=levels)
 
     def without_topic(self, name: str) -> MetadataImage:
         removed = self.topics[name]

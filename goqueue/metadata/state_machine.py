@@ -51,12 +51,21 @@ class MetadataError(Exception):
             self.error_code = error_code
 
 
-class TopicExistsError(MetadataError):
+class RecordRejectedError(MetadataError):
+    """The current state refuses a record (a race lost since the request was validated): the
+    command's answer, not a failure of the quorum."""
+
+
+class TopicExistsError(RecordRejectedError):
     error_code = ErrorCode.topic_already_exists
 
 
-class UnknownTopicError(MetadataError):
+class UnknownTopicError(RecordRejectedError):
     error_code = ErrorCode.unknown_topic_or_partition
+
+
+class InvalidPartitionsError(RecordRejectedError):
+    error_code = ErrorCode.invalid_partitions
 
 
 def new_cluster_id() -> str:
@@ -129,18 +138,75 @@ def _delete_topic(image: MetadataImage, record: Record) -> MetadataImage:
     return image.without_topic(name)
 
 
+def _changed_configs(configs: Mapping[str, str], record: Record) -> dict[str, str]:
+    """`configs` after a record's `set` values and `delete` names (validated by the broker
+    that wrote the record, against the image it saw)."""
+    doomed = set(record["delete"])
+    kept = {name: value for name, value in configs.items() if name not in doomed}
+    return {**kept, **{str(name): str(value) for name, value in record["set"].items()}}
+
+
+def _topic(image: MetadataImage, record: Record) -> TopicInfo:
+    name = str(record["name"])
+    topic = image.topics.get(name)
+    if topic is None:
+        raise UnknownTopicError(f"Topic '{name}' does not exist.")
+    return topic
+
+
+def _alter_topic_configs(image: MetadataImage, record: Record) -> MetadataImage:
+    topic = _topic(image, record)
+    configs = _changed_configs(topic.configs, record)
+    if configs == topic.configs:
+        return image
+    return image.with_topic(replace(topic, configs=configs))
+
+
+def _alter_broker_configs(image: MetadataImage, record: Record) -> MetadataImage:
+    level = str(record["level"])
+    current = image.broker_configs.get(level, {})
+    configs = _changed_configs(current, record)
+    return image if configs == current else image.with_broker_configs(level, configs)
+
+
+def partition_count_problem(current: int, requested: int) -> str | None:
+    """Why a topic of `current` partitions cannot grow to `requested`, in Kafka's words."""
+    if requested < current:
+        return (
+            f"Topic currently has {current} partitions, which is higher than the requested "
+            f"{requested}."
+        )
+    if requested == current:
+        return f"Topic already has {current} partitions."
+    return None
+
+
+def _create_partitions(image: MetadataImage, record: Record) -> MetadataImage:
+    """Partitions are only ever added: existing ones keep their data and offsets."""
+    topic = _topic(image, record)
+    count = int(record["partitions"])
+    problem = partition_count_problem(topic.partitions, count)
+    if problem:
+        raise InvalidPartitionsError(problem)
+    return image.with_topic(replace(topic, partitions=count))
+
+
 _TRANSITIONS: dict[str, Callable[[MetadataImage, Record], MetadataImage]] = {
     "init_cluster": _init_cluster,
     "elect_controller": _elect_controller,
     "register_broker": _register_broker,
     "create_topic": _create_topic,
     "delete_topic": _delete_topic,
+    "alter_topic_configs": _alter_topic_configs,
+    "alter_broker_configs": _alter_broker_configs,
+    "create_partitions": _create_partitions,
 }
 
 
 def apply_record(image: MetadataImage, record: Record) -> MetadataImage:
     """The image after `record`; the same image object if the record changes nothing.
-    Raises TopicExistsError / UnknownTopicError for a record the state rejects."""
+    Raises a RecordRejectedError (TopicExistsError, UnknownTopicError, ...) for a record the
+    state refuses."""
     transition = _TRANSITIONS.get(record.get("type", ""))
     if transition is None:
         raise MetadataError(
@@ -158,6 +224,7 @@ def image_to_json(image: MetadataImage) -> dict[str, Any]:
         "offset": image.offset,
         "brokers": [broker_to_json(broker) for broker in image.brokers.values()],
         "topics": [topic_to_json(topic) for topic in image.topics.values()],
+        "broker_configs": {level: dict(values) for level, values in image.broker_configs.items()},
     }
 
 
@@ -167,6 +234,8 @@ def image_from_json(data: Mapping[str, Any]) -> MetadataImage:
         image = image.with_broker(broker_from_json(broker))
     for topic in data["topics"]:
         image = image.with_topic(topic_from_json(topic))
+    for level, configs in data.get("broker_configs", {}).items():
+        image = image.with_broker_configs(str(level), configs)
     image = image.with_cluster_id(str(data["cluster_id"])).with_controller(
         int(data["controller_id"])
     )
@@ -257,7 +326,7 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
         A record that cannot be applied at all stops this node's metadata (see fatal_error)."""
         try:
             new = apply_record(self._image, json.loads(record))
-        except (TopicExistsError, UnknownTopicError) as exc:
+        except RecordRejectedError as exc:
             return exc
         except Exception as exc:
             self._fail(MetadataError(f"Cannot apply metadata record {record[:200]}: {exc}"))

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import secrets
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -21,6 +21,7 @@ from pysyncobj import FAIL_REASON
 from goqueue.config.settings import BrokerSettings
 from goqueue.metadata.image import BrokerInfo, MetadataImage, TopicInfo
 from goqueue.metadata.state_machine import (
+    InvalidPartitionsError,
     MetadataError,
     MetadataStateMachine,
     Record,
@@ -32,6 +33,7 @@ from goqueue.metadata.state_machine import (
 )
 
 __all__ = [
+    "InvalidPartitionsError",
     "Listener",
     "MetadataError",
     "MetadataStore",
@@ -123,6 +125,29 @@ class MetadataStore:
     async def delete_topic(self, name: str) -> None:
         """Delete a topic; UnknownTopicError if there is none."""
         await self._command({"type": "delete_topic", "name": name})
+
+    async def alter_topic_configs(
+        self, name: str, set_: Mapping[str, str], delete: Sequence[str]
+    ) -> None:
+        """Set and remove a topic's configs in one record; UnknownTopicError if there is none.
+        The caller validates the resulting configs."""
+        await self._alter({"type": "alter_topic_configs", "name": name}, set_, delete)
+
+    async def alter_broker_configs(
+        self, level: str, set_: Mapping[str, str], delete: Sequence[str]
+    ) -> None:
+        """Set and remove dynamic broker settings of one level ("" for the cluster default,
+        else a node id) in one record. The caller validates them."""
+        await self._alter({"type": "alter_broker_configs", "level": level}, set_, delete)
+
+    async def _alter(
+        self, record: dict[str, object], set_: Mapping[str, str], delete: Sequence[str]
+    ) -> None:
+        await self._command({**record, "set": dict(set_), "delete": list(delete)})
+
+    async def create_partitions(self, name: str, count: int) -> None:
+        """Grow a topic to `count` partitions; InvalidPartitionsError unless that is more."""
+        await self._command({"type": "create_partitions", "name": name, "partitions": count})
 
     async def close(self) -> None:
         """Leave the quorum, flush its journal and fail commands still waiting."""
