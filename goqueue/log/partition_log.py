@@ -24,6 +24,7 @@ from goqueue.log.index import IndexFormatError
 from goqueue.log.layout import (
     DELETE_SUFFIX,
     INDEX_SUFFIX,
+    LOG_START_OFFSET_FILE,
     LOG_SUFFIX,
     RECOVERY_POINT_FILE,
     TIME_INDEX_SUFFIX,
@@ -92,10 +93,20 @@ class PartitionLog:
         quietly instead of failing on removed files."""
         self._dir_unsynced = False
         directory.mkdir(parents=True, exist_ok=True)
-        self._recovery_point = self._read_recovery_point()
+        self._recovery_point = self._read_offset(RECOVERY_POINT_FILE)
+        self._log_start_offset = self._read_offset(LOG_START_OFFSET_FILE)
+        """Set by DeleteRecords; the first segment's base offset takes over once it is higher."""
         self._segments = self._open_segments(recover)
         self._bases = [segment.base_offset for segment in self._segments]
         self._log_end_offset = self._segments[-1].next_offset
+        if self._log_start_offset > self._log_end_offset:
+            logger.warning(
+                "%s: log end %d is below the recorded log start %d; restarting the log there",
+                self,
+                self._log_end_offset,
+                self._log_start_offset,
+            )
+            self._restart_at(self._log_start_offset)
         self._flushed_offset = self._log_end_offset
         self._last_flush = time.monotonic()
 
@@ -106,7 +117,7 @@ class PartitionLog:
 
     @property
     def log_start_offset(self) -> int:
-        return self._segments[0].base_offset
+        return max(self._segments[0].base_offset, self._log_start_offset)
 
     @property
     def log_end_offset(self) -> int:
@@ -213,9 +224,9 @@ class PartitionLog:
             for suffix in _SEGMENT_SUFFIXES:
                 segment_path(self.directory, base, suffix).unlink(missing_ok=True)
 
-    def _read_recovery_point(self) -> int:
+    def _read_offset(self, name: str) -> int:
         try:
-            return int((self.directory / RECOVERY_POINT_FILE).read_text().strip())
+            return int((self.directory / name).read_text().strip())
         except (OSError, ValueError):
             return 0
 
@@ -336,7 +347,8 @@ class PartitionLog:
                 and now_ms - segment.largest_timestamp() > config.retention_ms
             )
             by_size = config.retention_bytes >= 0 and excess >= segment.size
-            if not (by_time or by_size):
+            below_start = segment.next_offset <= self._log_start_offset
+            if not (by_time or by_size or below_start):
                 break
             excess -= segment.size
             count += 1
@@ -346,6 +358,35 @@ class PartitionLog:
         del self._segments[:count]
         del self._bases[:count]
         return count
+
+    def delete_records_before(self, offset: int) -> int:
+        """Make ``offset`` the log start offset, as DeleteRecords does: reads below it fail from
+        now on and segments wholly below it are deleted (the active one only once it rolls).
+        Returns the number of segments deleted; ``checkpoint_log_start_offset`` persists it."""
+        if offset > self._log_end_offset:
+            raise OffsetOutOfRangeError(
+                f"cannot delete records before {offset}: the log of {self.topic}-{self.partition} "
+                f"ends at {self._log_end_offset}"
+            )
+        if offset <= self.log_start_offset:
+            return 0
+        self._log_start_offset = offset
+        count = bisect_right(self._bases, offset) - 1
+        self._drop(self._segments[:count])
+        del self._segments[:count]
+        del self._bases[:count]
+        return count
+
+    def checkpoint_log_start_offset(self) -> None:
+        """Write the log start offset durably; it fsyncs, so run it in a worker thread."""
+        with self._checkpoint_lock:
+            if not self._closed:
+                self._write_log_start_offset()
+
+    def _write_log_start_offset(self) -> None:
+        write_durably(
+            self.directory / LOG_START_OFFSET_FILE, f"{self._log_start_offset}\n".encode()
+        )
 
     def truncate_to(self, offset: int) -> None:
         """Remove offsets from ``offset`` on (from the start of the batch holding it), as a
@@ -357,9 +398,7 @@ class PartitionLog:
         with self._checkpoint_lock:
             self._generation += 1
             if offset < self.log_start_offset:
-                self._drop(self._segments)
-                self._segments = [Segment.create(self.directory, offset, _now_ms())]
-                self._dir_unsynced = True
+                self._restart_at(offset)
             else:
                 keep = bisect_right(self._bases, offset)
                 self._drop(self._segments[keep:])
@@ -370,6 +409,17 @@ class PartitionLog:
             self._flushed_offset = min(self._flushed_offset, self._log_end_offset)
             if self._recovery_point > self._log_end_offset:
                 self._write_recovery_point(self._log_end_offset)
+
+    def _restart_at(self, offset: int) -> None:
+        """Replace every segment with one empty segment starting at ``offset``."""
+        self._drop(self._segments)
+        self._segments = [Segment.create(self.directory, offset, _now_ms())]
+        self._bases = [offset]
+        self._log_end_offset = offset
+        self._dir_unsynced = True
+        if self._log_start_offset != offset:
+            self._log_start_offset = offset
+            self._write_log_start_offset()
 
     def _drop(self, segments: Sequence[Segment]) -> None:
         """Unlink segments now, close their fds after file.delete.delay.ms."""
