@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -82,6 +82,9 @@ class PartitionLog:
         self.partition = partition
         self.directory = directory
         self.config = config
+        self.on_roll: Callable[[int], None] | None = None
+        """Called with the new segment's base offset whenever a segment rolls, before the append
+        that caused it: the partition snapshots its producer state there, as Kafka does."""
         self._owns_reaper = reaper is None
         self._reaper = FdReaper() if reaper is None else reaper
         self._flush_lock = threading.Lock()
@@ -271,6 +274,8 @@ class PartitionLog:
     def _roll(self, now_ms: int) -> Segment:
         self._segments[-1].seal()
         segment = Segment.create(self.directory, self._log_end_offset, now_ms)
+        if self.on_roll is not None:
+            self.on_roll(self._log_end_offset)
         self._segments.append(segment)
         self._bases.append(segment.base_offset)
         self._dir_unsynced = True
