@@ -58,9 +58,13 @@ class MetadataImage:
     offset: int
     broker_configs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """Dynamic broker settings by level: "" for the cluster-wide default, else a node id."""
+    next_producer_id: int = 0
+    """The first producer id no broker has been given yet (Kafka's ProducerIdsImage)."""
+    producer_id_blocks: Mapping[int, int] = field(default_factory=dict)
+    """Node id -> first id of the block of producer ids it was given last."""
 
     def __post_init__(self) -> None:
-        for name in ("brokers", "topics", "topics_by_id"):
+        for name in ("brokers", "topics", "topics_by_id", "producer_id_blocks"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         object.__setattr__(
             self,
@@ -95,6 +99,14 @@ class MetadataImage:
         if configs:
             levels[level] = configs
         return replace(self, broker_configs=levels)
+
+    def with_producer_id_block(self, node_id: int, block_size: int) -> MetadataImage:
+        """Give `node_id` the next `block_size` producer ids (KIP-730)."""
+        return replace(
+            self,
+            next_producer_id=self.next_producer_id + block_size,
+            producer_id_blocks={**self.producer_id_blocks, node_id: self.next_producer_id},
+        )
 
     def without_topic(self, name: str) -> MetadataImage:
         removed = self.topics[name]

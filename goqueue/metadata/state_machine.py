@@ -191,6 +191,12 @@ def _create_partitions(image: MetadataImage, record: Record) -> MetadataImage:
     return image.with_topic(replace(topic, partitions=count))
 
 
+def _allocate_producer_ids(image: MetadataImage, record: Record) -> MetadataImage:
+    """A block of producer ids for one broker, which hands them out from memory: ids stay
+    unique across brokers and restarts because the quorum never gives out a block twice."""
+    return image.with_producer_id_block(int(record["node_id"]), int(record["block_size"]))
+
+
 _TRANSITIONS: dict[str, Callable[[MetadataImage, Record], MetadataImage]] = {
     "init_cluster": _init_cluster,
     "elect_controller": _elect_controller,
@@ -200,6 +206,7 @@ _TRANSITIONS: dict[str, Callable[[MetadataImage, Record], MetadataImage]] = {
     "alter_topic_configs": _alter_topic_configs,
     "alter_broker_configs": _alter_broker_configs,
     "create_partitions": _create_partitions,
+    "allocate_producer_ids": _allocate_producer_ids,
 }
 
 
@@ -225,6 +232,10 @@ def image_to_json(image: MetadataImage) -> dict[str, Any]:
         "brokers": [broker_to_json(broker) for broker in image.brokers.values()],
         "topics": [topic_to_json(topic) for topic in image.topics.values()],
         "broker_configs": {level: dict(values) for level, values in image.broker_configs.items()},
+        "next_producer_id": image.next_producer_id,
+        "producer_id_blocks": {
+            str(node): first for node, first in image.producer_id_blocks.items()
+        },
     }
 
 
@@ -239,7 +250,14 @@ def image_from_json(data: Mapping[str, Any]) -> MetadataImage:
     image = image.with_cluster_id(str(data["cluster_id"])).with_controller(
         int(data["controller_id"])
     )
-    return replace(image, offset=int(data["offset"]))
+    return replace(
+        image,
+        offset=int(data["offset"]),
+        next_producer_id=int(data.get("next_producer_id", 0)),
+        producer_id_blocks={
+            int(node): int(first) for node, first in data.get("producer_id_blocks", {}).items()
+        },
+    )
 
 
 # -- the pysyncobj wrapper -------------------------------------------------------------------

@@ -149,6 +149,12 @@ class MetadataStore:
         """Grow a topic to `count` partitions; InvalidPartitionsError unless that is more."""
         await self._command({"type": "create_partitions", "name": name, "partitions": count})
 
+    async def allocate_producer_ids(self, node_id: int, block_size: int) -> int:
+        """Reserve the next `block_size` producer ids for `node_id`; returns the first."""
+        record = {"type": "allocate_producer_ids", "node_id": node_id, "block_size": block_size}
+        await self._command(record)
+        return self._image.producer_id_blocks[node_id]
+
     async def close(self) -> None:
         """Leave the quorum, flush its journal and fail commands still waiting."""
         raft, self._raft = self._raft, None

@@ -49,24 +49,54 @@ def build_batch(
     body = bytearray()
     for offset_delta, (record, timestamp) in enumerate(zip(records, timestamps, strict=True)):
         _encode_record(body, record, timestamp - first_timestamp, offset_delta)
+    return assemble_batch(
+        compress(compression, bytes(body)),
+        base_offset=base_offset,
+        leader_epoch=_NO_LEADER_EPOCH,
+        attributes=int(compression),
+        last_offset_delta=len(records) - 1,
+        first_timestamp=first_timestamp,
+        max_timestamp=max(timestamps),
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        base_sequence=base_sequence,
+        record_count=len(records),
+    )
+
+
+def assemble_batch(
+    records_section: bytes,
+    *,
+    base_offset: int,
+    leader_epoch: int,
+    attributes: int,
+    last_offset_delta: int,
+    first_timestamp: int,
+    max_timestamp: int,
+    producer_id: int,
+    producer_epoch: int,
+    base_sequence: int,
+    record_count: int,
+) -> bytes:
+    """Put the v2 header with its length and CRC32C in front of an encoded records section."""
     batch = bytearray(HEADER_SIZE)
-    batch += compress(compression, bytes(body))
+    batch += records_section
     HEADER.pack_into(
         batch,
         0,
         base_offset,
         len(batch) - LENGTH_PREFIX,
-        _NO_LEADER_EPOCH,
+        leader_epoch,
         MAGIC,
         0,
-        int(compression),
-        len(records) - 1,
+        attributes,
+        last_offset_delta,
         first_timestamp,
-        max(timestamps),
+        max_timestamp,
         producer_id,
         producer_epoch,
         base_sequence,
-        len(records),
+        record_count,
     )
     _CRC.pack_into(batch, _CRC_POSITION, crc32c.crc32c(memoryview(batch)[CRC_START:]))
     return bytes(batch)
