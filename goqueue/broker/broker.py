@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from kio.schema.errors import ErrorCode
@@ -26,17 +26,37 @@ from goqueue.config.catalog import (
     max_message_bytes_for,
     validate_topic_configs,
 )
+from goqueue.config.dynamic import (
+    CLUSTER_DEFAULT,
+    AlterOp,
+    ConfigRequestError,
+    DescribedConfig,
+    broker_change,
+    describe_broker,
+    describe_topic,
+    effective_settings,
+    topic_change,
+)
 from goqueue.config.settings import BrokerSettings
 from goqueue.log.config import LogConfig
+from goqueue.log.errors import OffsetOutOfRangeError
 from goqueue.log.manager import LogManager
 from goqueue.metadata.image import MetadataImage, TopicInfo
-from goqueue.metadata.store import MetadataStore, TopicExistsError, UnknownTopicError
+from goqueue.metadata.state_machine import partition_count_problem
+from goqueue.metadata.store import (
+    MetadataError,
+    MetadataStore,
+    TopicExistsError,
+    UnknownTopicError,
+)
 from goqueue.records.batch import BatchHeader, scan_batches
 from goqueue.records.errors import RecordsError
 
 logger = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_S = 0.1
+HIGH_WATERMARK = -1
+"""DeleteRecords' offset meaning 'everything committed so far'."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +86,29 @@ def _check_client_batches(batches: list[BatchHeader]) -> None:
         )
 
 
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """Turn what config validation and the metadata quorum refuse into Kafka errors."""
+    try:
+        yield
+    except InvalidConfigError as exc:
+        raise BrokerError(ErrorCode.invalid_config, str(exc)) from exc
+    except ConfigRequestError as exc:
+        raise BrokerError(ErrorCode.invalid_request, str(exc)) from exc
+    except MetadataError as exc:
+        raise BrokerError(exc.error_code, str(exc)) from exc
+
+
 class Broker:
-    """One node's partitions and the operations on them."""
+    """One node's partitions and the operations on them.
+
+    `settings` are the ones in force: `static_settings` (command line, environment, file)
+    overridden by the dynamic broker configs of the metadata image, replaced whenever those
+    change.
+    """
 
     def __init__(self, settings: BrokerSettings) -> None:
+        self.static_settings = settings
         self.settings = settings
         self.metadata = MetadataStore(settings)
         self.logs = LogManager(settings.data_dir)
@@ -84,11 +123,12 @@ class Broker:
     async def start(self) -> None:
         """Load metadata, then the logs it names, then start flushing and retention."""
         await self.metadata.start()
+        self.settings = effective_settings(self.static_settings, self.image.broker_configs)
         self.logs.load(self._log_config)
         if self.logs.recovered_unclean:
             logger.warning("previous shutdown was unclean: recovered the tails of all logs")
         self._sync_partitions(self.image)
-        self.metadata.add_listener(lambda _old, new: self._sync_partitions(new))
+        self.metadata.add_listener(self._on_metadata)
         self._housekeeping = asyncio.create_task(self._run_housekeeping())
 
     async def stop(self) -> None:
@@ -187,12 +227,142 @@ class Broker:
         except UnknownTopicError as exc:
             raise BrokerError(ErrorCode.unknown_topic_or_partition, str(exc)) from exc
 
+    def _topic(self, name: str) -> TopicInfo:
+        info = self.image.topics.get(name)
+        if info is None:
+            raise BrokerError(
+                ErrorCode.unknown_topic_or_partition, f"Topic '{name}' does not exist."
+            )
+        return info
+
+    def describe_topic_configs(self, name: str) -> list[DescribedConfig]:
+        return describe_topic(
+            self._topic(name).configs, self.static_settings, self.image.broker_configs
+        )
+
+    def describe_broker_configs(self, resource_name: str) -> list[DescribedConfig]:
+        """This broker's settings (resource named by its id), or the cluster-wide dynamic
+        defaults (resource named "")."""
+        level = self._broker_level(resource_name, " or empty string")
+        return describe_broker(
+            self.static_settings,
+            self.image.broker_configs,
+            per_broker=level != CLUSTER_DEFAULT,
+        )
+
+    async def alter_topic_configs(
+        self,
+        name: str,
+        ops: list[AlterOp],
+        *,
+        incremental: bool,
+        validate_only: bool = False,
+    ) -> None:
+        """Validate the whole change, then write it as one metadata record; the metadata
+        listener applies it to the topic's logs. Legacy AlterConfigs (`incremental=False`)
+        replaces every config of the topic."""
+        current = self._topic(name).configs
+        with _refusals():
+            change = topic_change(current, ops, self.settings, incremental=incremental)
+            if validate_only or not (change.set or change.delete):
+                return
+            await self.metadata.alter_topic_configs(name, change.set, change.delete)
+        logger.info("topic %s configs: set %s, removed %s", name, change.set, change.delete)
+
+    async def alter_broker_configs(
+        self,
+        resource_name: str,
+        ops: list[AlterOp],
+        *,
+        incremental: bool,
+        validate_only: bool = False,
+    ) -> None:
+        """Change dynamic settings of this broker (resource named by its id) or the cluster-wide
+        defaults (resource named ""); every topic without its own value follows at once."""
+        level = self._broker_level(resource_name, "")
+        current = self.image.broker_configs.get(level, {})
+        with _refusals():
+            change = broker_change(current, ops, self.settings, incremental=incremental)
+            if validate_only or not (change.set or change.delete):
+                return
+            await self.metadata.alter_broker_configs(level, change.set, change.delete)
+        logger.info(
+            "broker configs (%s): set %s, removed %s",
+            f"broker {level}" if level else "cluster default",
+            change.set,
+            change.delete,
+        )
+
+    def _broker_level(self, resource_name: str, alternative: str) -> str:
+        """The dynamic config level a broker resource names; Kafka's errors for other ids."""
+        if resource_name == CLUSTER_DEFAULT:
+            return CLUSTER_DEFAULT
+        try:
+            node_id = int(resource_name)
+        except ValueError:
+            raise BrokerError(
+                ErrorCode.invalid_request,
+                f"Broker id must be an integer, but it is: {resource_name}",
+            ) from None
+        if node_id != self.settings.node_id:
+            raise BrokerError(
+                ErrorCode.invalid_request,
+                f"Unexpected broker id, expected {self.settings.node_id}{alternative}, "
+                f"but received {resource_name}",
+            )
+        return str(node_id)
+
+    async def create_partitions(self, name: str, count: int, *, validate_only: bool) -> None:
+        """Grow a topic to `count` partitions; the metadata listener opens their logs."""
+        problem = partition_count_problem(self._topic(name).partitions, count)
+        if problem:
+            raise BrokerError(ErrorCode.invalid_partitions, problem)
+        if validate_only:
+            return
+        with _refusals():
+            await self.metadata.create_partitions(name, count)
+        logger.info("topic %s now has %d partitions", name, count)
+
+    async def delete_records(self, topic: str, index: int, offset: int) -> int:
+        """Move a partition's log start offset to `offset` (-1: the high watermark), durably;
+        returns the new log start offset (Kafka's low watermark)."""
+        partition = self.partition(topic, index)
+        high_watermark = partition.high_watermark
+        target = high_watermark if offset == HIGH_WATERMARK else offset
+        if not 0 <= target <= high_watermark:
+            raise BrokerError(
+                ErrorCode.offset_out_of_range,
+                f"Cannot delete records of {topic}-{index} before offset {offset}: it is "
+                f"outside 0..{high_watermark} (the high watermark)",
+            )
+        log = partition.log
+        try:
+            deleted = log.delete_records_before(target)
+        except OffsetOutOfRangeError as exc:
+            raise BrokerError(ErrorCode.offset_out_of_range, str(exc)) from exc
+        await asyncio.to_thread(log.checkpoint_log_start_offset)
+        logger.info(
+            "deleted records of %s-%d before %d (%d whole segment(s)); log start is now %d",
+            topic,
+            index,
+            target,
+            deleted,
+            log.log_start_offset,
+        )
+        return log.log_start_offset
+
     def _log_config(self, topic: str) -> LogConfig:
         info = self.image.topics.get(topic)
         return log_config_for(info.configs if info else {}, self.settings)
 
+    def _on_metadata(self, old: MetadataImage, new: MetadataImage) -> None:
+        if new.broker_configs != old.broker_configs:
+            self.settings = effective_settings(self.static_settings, new.broker_configs)
+        self._sync_partitions(new)
+
     def _sync_partitions(self, image: MetadataImage) -> None:
-        """Open logs for partitions the image names and delete those of deleted topics."""
+        """Open logs for partitions the image names, delete those of deleted topics and hand
+        changed configs to the logs that exist, so they apply without a restart."""
         for topic in self.logs.topics() - set(image.topics):
             logger.info("deleting the logs of deleted topic %s", topic)
             for key in [key for key in self._partitions if key[0] == topic]:
@@ -201,7 +371,10 @@ class Broker:
         for info in image.topics.values():
             config = log_config_for(info.configs, self.settings)
             for index in range(info.partitions):
-                if (info.name, index) in self._partitions:
+                partition = self._partitions.get((info.name, index))
+                if partition is not None:
+                    if partition.log.config != config:
+                        partition.log.update_config(config)
                     continue
                 log = self.logs.get(info.name, index) or self.logs.create(info.name, index, config)
                 self._partitions[(info.name, index)] = Partition(info.name, index, log)

@@ -1,4 +1,5 @@
-"""Cluster administration: topics, cluster description and offsets (the seed of the SDK admin)."""
+"""Cluster administration: topics, partitions, configs, cluster description, offsets and record
+deletion (the seed of the SDK admin)."""
 
 import datetime
 import uuid
@@ -10,18 +11,31 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from goqueue.client.cluster import DEFAULT_BOOTSTRAP, Cluster
-from goqueue.client.connection import DEFAULT_REQUEST_TIMEOUT
-from goqueue.client.errors import raise_for, topic_error
+from goqueue.client.configs import (
+    DESCRIBE_CONFIGS,
+    INCREMENTAL_ALTER_CONFIGS,
+    AlterConfigOp,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+    config_entries,
+    describe_configs_request,
+    incremental_alter_configs_request,
+)
+from goqueue.client.connection import DEFAULT_REQUEST_TIMEOUT, Connection
+from goqueue.client.errors import KafkaError, error_for, raise_for, topic_error
 from goqueue.client.metadata import BrokerAddress, TopicMetadata, TopicPartition
 from goqueue.client.offsets import OffsetAndTimestamp, list_offsets
 from goqueue.client.protocol import Fields
 
 CREATE_TOPICS = 19
 DELETE_TOPICS = 20
-DESCRIBE_CONFIGS = 32
+DELETE_RECORDS = 21
+CREATE_PARTITIONS = 37
 DESCRIBE_CLUSTER = 60
-TOPIC_RESOURCE = 2
 DEFAULT_ADMIN_TIMEOUT_MS = 30_000
+HIGH_WATERMARK = -1
+"""`delete_records` offset meaning: everything written so far."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +94,23 @@ def delete_topics_request(names: Sequence[str], timeout_ms: int) -> Fields:
     }
 
 
-def describe_configs_request(resource_type: int, name: str) -> Fields:
+def create_partitions_request(
+    topic: str, total: int, validate_only: bool, timeout_ms: int
+) -> Fields:
     return {
-        "resources": [
-            {"resource_type": resource_type, "resource_name": name, "configuration_keys": None}
-        ],
-        "include_synonyms": False,
-        "include_documentation": False,
+        "topics": [{"name": topic, "count": total, "assignments": None}],
+        "timeout": datetime.timedelta(milliseconds=timeout_ms),
+        "validate_only": validate_only,
+    }
+
+
+def delete_records_request(before: Mapping[TopicPartition, int], timeout_ms: int) -> Fields:
+    topics: dict[str, list[dict[str, int]]] = {}
+    for tp, offset in before.items():
+        topics.setdefault(tp.topic, []).append({"partition_index": tp.partition, "offset": offset})
+    return {
+        "topics": [{"name": name, "partitions": parts} for name, parts in topics.items()],
+        "timeout": datetime.timedelta(milliseconds=timeout_ms),
     }
 
 
@@ -185,15 +209,85 @@ class Admin:
     async def describe_topic_configs(self, name: str) -> dict[str, str | None]:
         """A topic's effective configs; raises `UnsupportedVersionError` if the broker does not
         serve DescribeConfigs."""
-        request = describe_configs_request(TOPIC_RESOURCE, name)
-        connection = await self.cluster.any_connection()
+        entries = await self.describe_configs(ConfigResource.topic(name))
+        return {entry.name: entry.value for entry in entries}
+
+    async def describe_configs(
+        self,
+        resource: ConfigResource,
+        names: Sequence[str] | None = None,
+        *,
+        synonyms: bool = False,
+        documentation: bool = False,
+    ) -> list[ConfigEntry]:
+        """The configs of a topic or broker (all, or only `names`), with where each value comes
+        from; `synonyms` adds every level that sets it, `documentation` what it is for."""
+        request = describe_configs_request(resource, names, synonyms, documentation)
+        connection = await self._connection_for(resource)
         response = await connection.request(
             DESCRIBE_CONFIGS, request, timeout=self.cluster.request_timeout
         )
         (result,) = response.results
         if result.error_code != ErrorCode.none:
-            raise topic_error(result.error_code, name, result.error_message)
-        return {config.name: config.value for config in result.configs}
+            raise _resource_error(resource, result.error_code, result.error_message)
+        return config_entries(result)
+
+    async def alter_configs(
+        self,
+        resource: ConfigResource,
+        ops: Sequence[AlterConfigOp],
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        """Apply incremental changes to a topic's or broker's configs, all or none of them;
+        the broker applies them without a restart."""
+        request = incremental_alter_configs_request(resource, ops, validate_only)
+        connection = await self._connection_for(resource)
+        response = await connection.request(
+            INCREMENTAL_ALTER_CONFIGS, request, timeout=self.cluster.request_timeout
+        )
+        (result,) = response.responses
+        if result.error_code != ErrorCode.none:
+            raise _resource_error(resource, result.error_code, result.error_message)
+
+    async def create_partitions(
+        self,
+        topic: str,
+        total: int,
+        *,
+        validate_only: bool = False,
+        timeout_ms: int = DEFAULT_ADMIN_TIMEOUT_MS,
+    ) -> None:
+        """Grow a topic to `total` partitions; existing partitions keep their data."""
+        request = create_partitions_request(topic, total, validate_only, timeout_ms)
+        response = await self._to_controller(CREATE_PARTITIONS, request, timeout_ms)
+        self.cluster.invalidate(topic)
+        (result,) = response.results
+        if result.error_code != ErrorCode.none:
+            raise topic_error(result.error_code, topic, result.error_message)
+
+    async def delete_records(
+        self,
+        before: Mapping[TopicPartition, int],
+        *,
+        timeout_ms: int = DEFAULT_ADMIN_TIMEOUT_MS,
+    ) -> dict[TopicPartition, int]:
+        """Delete each partition's records before an offset (`HIGH_WATERMARK`: all of them);
+        returns the new log start offsets."""
+        by_leader = await self.cluster.leaders(before)
+        starts: dict[TopicPartition, int] = {}
+        for node_id, tps in by_leader.items():
+            request = delete_records_request({tp: before[tp] for tp in tps}, timeout_ms)
+            connection = await self.cluster.connection(node_id)
+            timeout = self.cluster.request_timeout + timeout_ms / 1000
+            response = await connection.request(DELETE_RECORDS, request, timeout=timeout)
+            for topic in response.topics:
+                for partition in topic.partitions:
+                    self.cluster.check(partition.error_code, topic.name, partition.partition_index)
+                    starts[TopicPartition(topic.name, partition.partition_index)] = (
+                        partition.low_watermark
+                    )
+        return starts
 
     async def describe_cluster(self) -> ClusterDescription:
         """Cluster id, controller and brokers (DescribeCluster, or Metadata on older brokers)."""
@@ -219,7 +313,20 @@ class Admin:
         """See `goqueue.client.offsets.list_offsets`."""
         return await list_offsets(self.cluster, queries)
 
+    async def _connection_for(self, resource: ConfigResource) -> Connection:
+        """A broker's own settings are only known to that broker; the rest to any of them."""
+        node_id = resource.node_id
+        if node_id is None:
+            return await self.cluster.any_connection()
+        return await self.cluster.connection(node_id)
+
     async def _to_controller(self, api_key: int, request: Fields, timeout_ms: int) -> Any:
         connection = await self.cluster.controller()
         timeout = self.cluster.request_timeout + timeout_ms / 1000
         return await connection.request(api_key, request, timeout=timeout)
+
+
+def _resource_error(resource: ConfigResource, code: ErrorCode, message: str | None) -> KafkaError:
+    if resource.type is ResourceType.TOPIC:
+        return topic_error(code, resource.name, message)
+    return error_for(code, f"{resource}: {message or code.name}")

@@ -11,15 +11,25 @@ from kio.index import load_request_schema
 from kio.serial import entity_reader
 
 from goqueue.client.admin import (
+    CREATE_PARTITIONS,
     CREATE_TOPICS,
+    DELETE_RECORDS,
     DESCRIBE_CLUSTER,
     DESCRIBE_CLUSTER_REQUEST,
-    DESCRIBE_CONFIGS,
-    TOPIC_RESOURCE,
     NewTopic,
+    create_partitions_request,
     create_topics_request,
+    delete_records_request,
     delete_topics_request,
+)
+from goqueue.client.configs import (
+    DESCRIBE_CONFIGS,
+    INCREMENTAL_ALTER_CONFIGS,
+    AlterConfigOp,
+    ConfigResource,
+    OpType,
     describe_configs_request,
+    incremental_alter_configs_request,
 )
 from goqueue.client.fetcher import FETCH, FetchLimits, fetch_request
 from goqueue.client.metadata import METADATA, TopicPartition, metadata_request
@@ -140,7 +150,20 @@ REQUESTS: dict[str, tuple[int, Fields]] = {
         create_topics_request([NewTopic("orders", 3, 1, {"retention.ms": "1000"})], False, 5000),
     ),
     "delete_topics": (DELETE_TOPICS, delete_topics_request(["orders"], 5000)),
-    "describe_configs": (DESCRIBE_CONFIGS, describe_configs_request(TOPIC_RESOURCE, "orders")),
+    "describe_configs": (
+        DESCRIBE_CONFIGS,
+        describe_configs_request(ConfigResource.topic("orders"), None, True, True),
+    ),
+    "incremental_alter_configs": (
+        INCREMENTAL_ALTER_CONFIGS,
+        incremental_alter_configs_request(
+            ConfigResource.broker(),
+            [AlterConfigOp("log.retention.ms", OpType.SET, "1"), AlterConfigOp("x", OpType.DELETE)],
+            True,
+        ),
+    ),
+    "create_partitions": (CREATE_PARTITIONS, create_partitions_request("orders", 4, False, 5000)),
+    "delete_records": (DELETE_RECORDS, delete_records_request({TP: 7}, 5000)),
     "describe_cluster": (DESCRIBE_CLUSTER, DESCRIBE_CLUSTER_REQUEST),
 }
 

@@ -2,11 +2,16 @@
 
 from goqueue.protocol.kafka.api import Api
 from goqueue.protocol.kafka.handlers import (
+    alter_configs,
     api_versions,
+    create_partitions,
     create_topics,
+    delete_records,
     delete_topics,
     describe_cluster,
+    describe_configs,
     fetch,
+    incremental_alter_configs,
     list_offsets,
     metadata,
     produce,
@@ -25,5 +30,10 @@ APIS: dict[int, Api] = {
         create_topics,
         delete_topics,
         describe_cluster,
+        describe_configs,
+        alter_configs,
+        incremental_alter_configs,
+        create_partitions,
+        delete_records,
     )
 }
