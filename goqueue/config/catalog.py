@@ -273,6 +273,16 @@ TOPIC_CONFIGS: tuple[ConfigEntry, ...] = (
         default_setting="log_cleaner_min_cleanable_ratio",
         validator=Between(0, 1),
     ),
+    ConfigEntry(
+        "goqueue.dedup.window.ms",
+        ConfigType.LONG,
+        "Content dedup: a record whose message id (its `goqueue.msg-id` header, else a hash of "
+        "its key, value and headers) was written to the same partition less than this long ago "
+        "is dropped, and the producer is still told it was written. 0 turns dedup off. Memory: "
+        "about 200 bytes per record written within the window. See docs/idempotence-and-dedup.md.",
+        default="0",
+        validator=at_least(0),
+    ),
 )
 
 CATALOG: Mapping[str, ConfigEntry] = {entry.name: entry for entry in TOPIC_CONFIGS}
@@ -325,3 +335,10 @@ def log_config_for(topic_configs: Mapping[str, str], settings: BrokerSettings) -
 def max_message_bytes_for(topic_configs: Mapping[str, str], settings: BrokerSettings) -> int:
     """Largest batch a producer may append to the topic."""
     return _int_config("max.message.bytes", topic_configs, settings)
+
+
+def dedup_window_ms_for(topic_configs: Mapping[str, str]) -> int:
+    """The topic's content dedup window in ms; 0 (the default) means no dedup. One dict
+    lookup, as it runs on every produce."""
+    value = topic_configs.get("goqueue.dedup.window.ms")
+    return int(value) if value else 0

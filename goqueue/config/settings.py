@@ -157,6 +157,18 @@ class BrokerSettings:
     log_retention_check_interval_ms: int = field(
         default=30000, metadata=_meta("How often retention is applied.", validator=at_least(1))
     )
+    producer_id_expiration_ms: int = field(
+        default=DAY_MS,
+        metadata=_meta(
+            "How long a partition remembers an idempotent producer after its last batch (by the "
+            "batch's timestamp); a producer silent for longer may resume at any sequence.",
+            validator=at_least(1),
+        ),
+    )
+    producer_id_expiration_check_interval_ms: int = field(
+        default=600000,
+        metadata=_meta("How often expired producers are removed.", validator=at_least(1)),
+    )
     log_flush_interval_messages: int = field(
         default=INT64_MAX, metadata=_topic_default("Default number of messages between two fsyncs.")
     )
