@@ -19,9 +19,11 @@ from kio.schema.errors import ErrorCode
 from goqueue.broker.errors import BrokerError
 from goqueue.broker.flusher import Flusher
 from goqueue.broker.partition import Partition
+from goqueue.broker.producer_ids import ProducerIdAllocator
 from goqueue.broker.topic_names import validate_topic_name
 from goqueue.config.catalog import (
     InvalidConfigError,
+    dedup_window_ms_for,
     log_config_for,
     max_message_bytes_for,
     validate_topic_configs,
@@ -115,6 +117,7 @@ class Broker:
         self.flusher = Flusher()
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._housekeeping: asyncio.Task[None] | None = None
+        self.producer_ids = ProducerIdAllocator(self._reserve_producer_ids)
 
     @property
     def image(self) -> MetadataImage:
@@ -138,6 +141,8 @@ class Broker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
         await self.flusher.close()
+        for partition in self._partitions.values():
+            partition.save_producer_state()
         self.logs.close()
         await self.metadata.close()
 
@@ -173,7 +178,13 @@ class Broker:
                     ErrorCode.message_too_large,
                     f"The batch of {batch.size} bytes exceeds max.message.bytes={limit}",
                 )
-        result = partition.append(bytearray(records), batches, int(time.time() * 1000))
+        now_ms = int(time.time() * 1000)
+        window_ms = dedup_window_ms_for(self.image.topics[topic].configs)
+        if window_ms > 0:
+            result = await partition.append_deduplicated(records, batches[0], now_ms, window_ms)
+        else:
+            partition.dedup = None
+            result = partition.append(bytearray(records), batches[0], now_ms)
         log = partition.log
         if acks == -1 or log.unflushed_messages >= log.config.flush_messages:
             await self.flusher.flush(log, result.last_offset + 1)
@@ -351,6 +362,32 @@ class Broker:
         )
         return log.log_start_offset
 
+    async def allocate_producer_id(self) -> int:
+        """A producer id that no producer of the cluster had before (InitProducerId). When the
+        metadata quorum cannot reserve a block, answer as Kafka's ProducerIdManager does:
+        COORDINATOR_LOAD_IN_PROGRESS, which clients retry."""
+        try:
+            return await self.producer_ids.next_id()
+        except MetadataError as exc:
+            raise BrokerError(
+                ErrorCode.coordinator_load_in_progress,
+                f"No producer id block available yet: {exc}",
+            ) from exc
+
+    async def _reserve_producer_ids(self, block_size: int) -> int:
+        return await self.metadata.allocate_producer_ids(self.settings.node_id, block_size)
+
+    def _expire_producer_state(self) -> None:
+        """Forget idempotent producers past `producer.id.expiration.ms`, and dedup ids past
+        their topic's window on partitions that have not been produced to lately (a produce
+        expires them anyway)."""
+        now_ms = int(time.time() * 1000)
+        for partition in self._partitions.values():
+            partition.producers.remove_expired(now_ms, self.settings.producer_id_expiration_ms)
+            if partition.dedup is not None:
+                window_ms = dedup_window_ms_for(self.image.topics[partition.topic].configs)
+                partition.dedup.expire(now_ms - window_ms)
+
     def _log_config(self, topic: str) -> LogConfig:
         info = self.image.topics.get(topic)
         return log_config_for(info.configs if info else {}, self.settings)
@@ -377,15 +414,22 @@ class Broker:
                         partition.log.update_config(config)
                     continue
                 log = self.logs.get(info.name, index) or self.logs.create(info.name, index, config)
-                self._partitions[(info.name, index)] = Partition(info.name, index, log)
+                self._partitions[(info.name, index)] = Partition.open(
+                    info.name, index, log, self.settings.producer_id_expiration_ms
+                )
 
     async def _run_housekeeping(self) -> None:
         """Bound unsynced data by `flush.ms` and apply retention on its interval."""
-        next_retention = time.monotonic()
+        next_retention = next_expiration = time.monotonic()
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
             logs = [partition.log for partition in self._partitions.values()]
             self.flusher.flush_due(logs)
+            if time.monotonic() >= next_expiration:
+                next_expiration = time.monotonic() + (
+                    self.settings.producer_id_expiration_check_interval_ms / 1000
+                )
+                self._expire_producer_state()
             if time.monotonic() >= next_retention:
                 next_retention = time.monotonic() + (
                     self.settings.log_retention_check_interval_ms / 1000

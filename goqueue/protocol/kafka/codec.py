@@ -18,12 +18,13 @@ from typing import Any, NamedTuple, TypeVar
 
 from kio.index import UnknownAPIKey, UnknownEntity, load_request_schema, load_response_schema
 from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
-from kio.serial import entity_reader, entity_writer
+from kio.serial import entity_reader
 from kio.serial.writers import write_int32, write_unsigned_varint
 from kio.static.primitive import i32, uvarint
 from kio.static.protocol import Entity, RequestPayload, ResponsePayload
 
 from goqueue.log.partition_log import FileSlice
+from goqueue.protocol.kafka.encoder import entity_encoder
 
 _SIZE = struct.Struct(">i")
 _KEY_VERSION = struct.Struct(">hh")
@@ -93,14 +94,12 @@ def read_body(payload_type: type[RequestPayload], frame: bytes, offset: int) -> 
 
 def encode_response(correlation_id: int, response: ResponsePayload) -> bytes:
     """A complete response frame: size, the header kio declares for this response, the body."""
-    buffer = io.BytesIO()
-    buffer.write(b"\0\0\0\0")
     header_type: type[Any] = response.__header_schema__
-    entity_writer(header_type)(buffer, header_type(correlation_id=correlation_id))
-    entity_writer(type(response))(buffer, response)
-    frame = buffer.getbuffer()
-    _SIZE.pack_into(frame, 0, len(frame) - _SIZE.size)
-    return buffer.getvalue()
+    parts: list[bytes] = [b""]
+    entity_encoder(header_type)(header_type(correlation_id=correlation_id), parts)
+    entity_encoder(type(response))(response, parts)
+    parts[0] = _SIZE.pack(sum(map(len, parts)))
+    return b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
