@@ -12,6 +12,7 @@ from goqueue.protocol.kafka.handlers import (
     describe_configs,
     fetch,
     incremental_alter_configs,
+    init_producer_id,
     list_offsets,
     metadata,
     produce,
@@ -35,5 +36,6 @@ APIS: dict[int, Api] = {
         incremental_alter_configs,
         create_partitions,
         delete_records,
+        init_producer_id,
     )
 }
