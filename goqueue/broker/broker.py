@@ -40,6 +40,7 @@ from goqueue.config.dynamic import (
     topic_change,
 )
 from goqueue.config.settings import BrokerSettings
+from goqueue.coordinator.group.coordinator import GroupCoordinator
 from goqueue.log.config import LogConfig
 from goqueue.log.errors import OffsetOutOfRangeError
 from goqueue.log.manager import LogManager
@@ -117,6 +118,7 @@ class Broker:
         self.flusher = Flusher()
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._housekeeping: asyncio.Task[None] | None = None
+        self.groups = GroupCoordinator(self)
         self.producer_ids = ProducerIdAllocator(self._reserve_producer_ids)
 
     @property
@@ -133,9 +135,11 @@ class Broker:
         self._sync_partitions(self.image)
         self.metadata.add_listener(self._on_metadata)
         self._housekeeping = asyncio.create_task(self._run_housekeeping())
+        await self.groups.start()
 
     async def stop(self) -> None:
         """Flush and close every log and leave the clean-shutdown marker."""
+        await self.groups.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -198,9 +202,12 @@ class Broker:
         configs: Mapping[str, str | None],
         *,
         validate_only: bool = False,
+        internal: bool = False,
     ) -> TopicInfo:
-        """Create a topic through the metadata quorum; -1 means the broker's default."""
-        validate_topic_name(name)
+        """Create a topic through the metadata quorum; -1 means the broker's default.
+        Only the broker's coordinators create `internal` topics, whose names clients may not use."""
+        if not internal:
+            validate_topic_name(name)
         partitions = self.settings.num_partitions if num_partitions == -1 else num_partitions
         replicas = (
             self.settings.default_replication_factor

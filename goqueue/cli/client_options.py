@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from goqueue.client.admin import Admin
 from goqueue.client.errors import BrokerConnectionError, ClientError
 
 T = TypeVar("T")
@@ -54,6 +55,16 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         fail(str(exc))
     except KeyboardInterrupt:
         raise typer.Exit(INTERRUPTED) from None
+
+
+def with_admin(bootstrap: str, call: Callable[[Admin], Awaitable[T]]) -> T:
+    """Connect an `Admin` to the cluster, await `call` with it, and disconnect."""
+
+    async def main() -> T:
+        async with Admin(bootstrap) as admin:
+            return await call(admin)
+
+    return run(main())
 
 
 def parse_pairs(pairs: Sequence[str], option: str) -> list[tuple[str, str]]:

@@ -2,7 +2,7 @@
 
 import typer
 
-from goqueue.cli import consume, log, produce, serve, topic
+from goqueue.cli import config, consume, log, produce, serve, topic
 
 app = typer.Typer(
     name="goqueue",
@@ -12,6 +12,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.add_typer(topic.app, name="topic")
+app.add_typer(config.app, name="config")
 app.command("produce")(produce.produce)
 app.command("consume")(consume.consume)
 app.add_typer(log.app, name="log")

@@ -1,34 +1,28 @@
-"""`goqueue topic`: create, list, describe and delete topics."""
+"""`goqueue topic`: create, list, describe, alter, grow and delete topics, and delete their
+oldest records."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from goqueue.cli.client_options import Bootstrap, parse_pairs, run, stdout
-from goqueue.client.admin import Admin, NewTopic
+from goqueue.cli.client_options import Bootstrap, parse_pairs, stdout, with_admin
+from goqueue.cli.config import alter as alter_configs
+from goqueue.cli.config import ops_from
+from goqueue.client.admin import HIGH_WATERMARK, Admin, NewTopic
 from goqueue.client.cluster import DEFAULT_BOOTSTRAP
+from goqueue.client.configs import ConfigResource
 from goqueue.client.errors import UnsupportedVersionError
 from goqueue.client.metadata import TopicMetadata, TopicPartition
 from goqueue.client.offsets import EARLIEST, LATEST
 
-T = TypeVar("T")
-
-app = typer.Typer(help="Create, list, describe and delete topics.", no_args_is_help=True)
-
-
-def with_admin(bootstrap: str, call: Callable[[Admin], Awaitable[T]]) -> T:
-    """Connect an `Admin` to the cluster, await `call` with it, and disconnect."""
-
-    async def main() -> T:
-        async with Admin(bootstrap) as admin:
-            return await call(admin)
-
-    return run(main())
+app = typer.Typer(
+    help="Create, list, describe, alter, grow and delete topics; delete old records.",
+    no_args_is_help=True,
+)
 
 
 @app.command()
@@ -162,3 +156,65 @@ def delete(
     with_admin(bootstrap, lambda admin: admin.delete_topics(names))
     for name in names:
         stdout.print(f"Deleted topic {name!r}.")
+
+
+@app.command()
+def alter(
+    name: Annotated[str, typer.Argument(help="Topic name")],
+    config: Annotated[
+        list[str] | None,
+        typer.Option("--config", "-c", help="KEY=VALUE topic config to set, repeatable"),
+    ] = None,
+    delete_config: Annotated[
+        list[str] | None,
+        typer.Option("--delete-config", "-d", help="Config to reset to the default, repeatable"),
+    ] = None,
+    validate_only: Annotated[
+        bool, typer.Option("--validate-only", help="Only check that the change would be accepted")
+    ] = False,
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+) -> None:
+    """Change a topic's configs; they apply at once, without restarting the broker."""
+    ops = ops_from(config or [], delete_config or [])
+    alter_configs(bootstrap, ConfigResource.topic(name), ops, validate_only)
+
+
+@app.command("add-partitions")
+def add_partitions(
+    name: Annotated[str, typer.Argument(help="Topic name")],
+    total: Annotated[
+        int, typer.Option("--total", "-n", min=1, help="The partition count to grow the topic to")
+    ],
+    validate_only: Annotated[
+        bool, typer.Option("--validate-only", help="Only check that the topic could grow")
+    ] = False,
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+) -> None:
+    """Grow a topic to more partitions; existing messages and offsets stay where they are."""
+    with_admin(
+        bootstrap, lambda admin: admin.create_partitions(name, total, validate_only=validate_only)
+    )
+    if validate_only:
+        stdout.print(f"Topic {name!r} can grow to {total} partitions (validate only).")
+    else:
+        stdout.print(f"Topic {name!r} now has {total} partitions.")
+
+
+@app.command("delete-records")
+def delete_records(
+    name: Annotated[str, typer.Argument(help="Topic name")],
+    partition: Annotated[int, typer.Option("--partition", "-p", min=0, help="Partition")],
+    before: Annotated[
+        int,
+        typer.Option(
+            "--before",
+            min=HIGH_WATERMARK,
+            help="Delete the messages below this offset; -1 deletes every message",
+        ),
+    ],
+    bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+) -> None:
+    """Delete a partition's oldest messages by moving its start offset forward."""
+    tp = TopicPartition(name, partition)
+    starts = with_admin(bootstrap, lambda admin: admin.delete_records({tp: before}))
+    stdout.print(f"Topic {name!r} partition {partition} now starts at offset {starts[tp]}.")

@@ -283,10 +283,12 @@ class Admin:
             response = await connection.request(DELETE_RECORDS, request, timeout=timeout)
             for topic in response.topics:
                 for partition in topic.partitions:
-                    self.cluster.check(partition.error_code, topic.name, partition.partition_index)
-                    starts[TopicPartition(topic.name, partition.partition_index)] = (
-                        partition.low_watermark
-                    )
+                    tp = TopicPartition(topic.name, partition.partition_index)
+                    message = None
+                    if partition.error_code == ErrorCode.offset_out_of_range:
+                        message = f"offset {before[tp]} is beyond the high watermark"
+                    self.cluster.check(partition.error_code, tp.topic, tp.partition, message)
+                    starts[tp] = partition.low_watermark
         return starts
 
     async def describe_cluster(self) -> ClusterDescription:

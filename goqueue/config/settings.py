@@ -135,6 +135,59 @@ class BrokerSettings:
         default=1048588,
         metadata=_topic_default("Default largest record batch a producer may send."),
     )
+    offsets_topic_num_partitions: int = field(
+        default=50,
+        metadata=_meta(
+            "Partitions of the internal `__consumer_offsets` topic, fixed when it is first "
+            "created: each group lives in the partition its id hashes to, and the partitions "
+            "are what a cluster spreads the coordination of groups over.",
+            validator=Between(1, 10000),
+        ),
+    )
+    offsets_topic_segment_bytes: int = field(
+        default=100 * 1024 * 1024,
+        metadata=_meta(
+            "Segment size of `__consumer_offsets`, kept small so compaction and loading stay fast.",
+            validator=Between(14, 2**31 - 1),
+        ),
+    )
+    offset_metadata_max_bytes: int = field(
+        default=4096,
+        metadata=_meta(
+            "Longest metadata string an offset commit may carry (OFFSET_METADATA_TOO_LARGE).",
+            validator=Between(0, 2**31 - 1),
+        ),
+    )
+    group_initial_rebalance_delay_ms: int = field(
+        default=3000,
+        metadata=_meta(
+            "How long a new group's first rebalance waits for more members to join (and again "
+            "while they keep joining, up to the rebalance timeout).",
+            validator=Between(0, 2**31 - 1),
+        ),
+    )
+    group_min_session_timeout_ms: int = field(
+        default=6000,
+        metadata=_meta(
+            "Shortest session timeout a classic group member may ask for.",
+            validator=Between(0, 2**31 - 1),
+        ),
+    )
+    group_max_session_timeout_ms: int = field(
+        default=1_800_000,
+        metadata=_meta(
+            "Longest session timeout a classic group member may ask for.",
+            validator=Between(0, 2**31 - 1),
+        ),
+    )
+    group_max_size: int = field(
+        default=2**31 - 1,
+        metadata=_meta(
+            "Most members a classic group may have (GROUP_MAX_SIZE_REACHED); 1 makes a group an "
+            "exclusive subscription.",
+            validator=Between(1, 2**31 - 1),
+        ),
+    )
     log_segment_bytes: int = field(
         default=1024 * 1024 * 1024,
         metadata=_topic_default("Default size at which a segment rolls."),
