@@ -11,6 +11,7 @@ from kio.schema.errors import ErrorCode
 from kio.static.protocol import ResponsePayload
 
 from goqueue.broker.errors import BrokerError
+from goqueue.broker.topic_names import INTERNAL_TOPICS
 from goqueue.metadata.image import MetadataImage, TopicInfo
 from goqueue.protocol.kafka.api import Api, RequestContext
 from goqueue.protocol.kafka.codec import build, has_field, nested, response_type
@@ -86,7 +87,7 @@ async def _describe_topic(
         error_code=ErrorCode.none,
         name=info.name,
         topic_id=info.topic_id,
-        is_internal=False,
+        is_internal=info.name in INTERNAL_TOPICS,
         partitions=tuple(
             build(
                 partition_type,

@@ -1,0 +1,256 @@
+"""One partition of `__consumer_offsets`: its groups and their committed offsets.
+
+The shard is the group coordinator's state machine. Everything here is synchronous and free of
+I/O: operations return the records to write (the runtime appends them and answers once they are
+durable), timers come from the runtime, and parked requests are answered through waiters.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Collection, Mapping, Sequence
+
+from kio.schema.errors import ErrorCode
+
+from goqueue.coordinator.group.classic import (
+    CONSUMER_PROTOCOL_TYPE,
+    ClassicGroup,
+    ClassicState,
+    GroupError,
+)
+from goqueue.coordinator.group.config import GroupConfig
+from goqueue.coordinator.group.membership import ClassicMembership, join_key
+from goqueue.coordinator.group.messages import (
+    UNKNOWN_MEMBER_ID,
+    CommitRequest,
+    DescribedGroup,
+    FetchRequest,
+    FetchResponse,
+    HeartbeatRequest,
+    JoinRequest,
+    JoinResponse,
+    LeaveResponse,
+    LeavingMember,
+    ListedGroup,
+    SyncRequest,
+    SyncResponse,
+    TopicPartition,
+    Waiter,
+)
+from goqueue.coordinator.group.offsets import NO_OFFSET, OffsetStore
+from goqueue.coordinator.group.records import (
+    GroupKey,
+    OffsetKey,
+    RecordFormatError,
+    decode_group,
+    decode_key,
+    decode_offset,
+    group_record,
+)
+from goqueue.coordinator.runtime import Record, Result, Timer
+
+logger = logging.getLogger(__name__)
+
+Group = ClassicGroup
+
+
+class GroupShard:
+    """The groups whose ids hash to one partition of `__consumer_offsets`."""
+
+    def __init__(self, index: int, timer: Timer, config: GroupConfig) -> None:
+        self.index = index
+        self._timer = timer
+        self._config = config
+        self.groups: dict[str, Group] = {}
+        self.offsets = OffsetStore()
+        self.classic = ClassicMembership(self, timer, config)
+
+    def find(self, group_id: str) -> Group | None:
+        return self.groups.get(group_id)
+
+    def create_classic(self, group_id: str) -> ClassicGroup:
+        group = ClassicGroup(group_id, self._timer.now_ms())
+        self.groups[group_id] = group
+        return group
+
+    def drop(self, group_id: str) -> None:
+        self.groups.pop(group_id, None)
+
+    # Loading.
+
+    def replay(self, offset: int, record: Record) -> None:
+        try:
+            key = decode_key(record.key)
+            if isinstance(key, OffsetKey):
+                value = None if record.value is None else decode_offset(record.value)
+                if value is not None and key.group_id not in self.groups:
+                    self.create_classic(key.group_id)
+                self.offsets.replay(key, value)
+            elif isinstance(key, GroupKey):
+                self._replay_group(key.group_id, record.value)
+        except RecordFormatError as exc:
+            logger.warning("skipping record at offset %d of shard %d: %s", offset, self.index, exc)
+
+    def _replay_group(self, group_id: str, value: bytes | None) -> None:
+        if value is None:
+            self.groups.pop(group_id, None)
+            return
+        snapshot = decode_group(value)
+        self.groups[group_id] = ClassicGroup.from_snapshot(group_id, snapshot, self._timer.now_ms())
+
+    def on_loaded(self) -> None:
+        """Loaded members must heartbeat within their session to keep their place; a group
+        above `group.max.size` rebalances so its members can commit and the extra ones go."""
+        for group in self.groups.values():
+            for member in group.members.values():
+                self.classic.schedule_session(group, member)
+            if len(group.members) > self._config.max_size:
+                rebalance = functools.partial(self.classic.prepare_rebalance, group)
+                self._timer.schedule(join_key(group.group_id), 0, rebalance)
+        if self.groups:
+            logger.info("shard %d serves %d groups", self.index, len(self.groups))
+
+    def on_unloaded(self) -> None:
+        """Parked requests learn that this broker no longer coordinates their group."""
+        for group in self.groups.values():
+            previous = group.state
+            group.state = ClassicState.DEAD
+            for member in group.members.values():
+                if previous is ClassicState.PREPARING_REBALANCE:
+                    group.complete_join(
+                        member, JoinResponse(ErrorCode.not_coordinator, member.member_id)
+                    )
+                else:
+                    group.complete_sync(member, SyncResponse(ErrorCode.not_coordinator))
+
+    # The classic protocol.
+
+    def join(self, request: JoinRequest, waiter: Waiter[JoinResponse]) -> Result[None]:
+        return self.classic.join(request, waiter)
+
+    def sync(self, request: SyncRequest, waiter: Waiter[SyncResponse]) -> Result[None]:
+        return self.classic.sync(request, waiter)
+
+    def heartbeat(self, request: HeartbeatRequest) -> Result[ErrorCode]:
+        return Result(self.classic.heartbeat(request))
+
+    def leave(self, group_id: str, members: Sequence[LeavingMember]) -> Result[LeaveResponse]:
+        return self.classic.leave(group_id, members)
+
+    # Offsets.
+
+    def commit_offsets(self, request: CommitRequest) -> Result[dict[TopicPartition, ErrorCode]]:
+        try:
+            self._validate_commit(request)
+        except GroupError as exc:
+            return Result({tp: exc.error for tp in request.offsets})
+        errors, records = self.offsets.commit(
+            request.group_id,
+            request.offsets,
+            self._timer.now_ms(),
+            self._config.offset_metadata_max_bytes,
+        )
+        return Result(errors, records)
+
+    def _validate_commit(self, request: CommitRequest) -> None:
+        """Kafka's rules: a generation of -1 from no member commits to a group without
+        members (creating a "simple" group if needed); anything else must come from a current
+        member of the current generation, outside the sync phase."""
+        group = self.groups.get(request.group_id)
+        if group is None:
+            if request.generation_id >= 0:
+                raise GroupError(
+                    ErrorCode.group_id_not_found
+                    if request.api_version >= 9
+                    else ErrorCode.illegal_generation
+                )
+            self.create_classic(request.group_id)
+            return
+        if group.is_in(ClassicState.DEAD):
+            raise GroupError(ErrorCode.coordinator_not_available)
+        if request.generation_id < 0 and group.is_empty:
+            return
+        if (
+            request.generation_id >= 0
+            or request.member_id != UNKNOWN_MEMBER_ID
+            or request.group_instance_id is not None
+        ):
+            group.validate_member(request.member_id, request.group_instance_id)
+            if request.generation_id != group.generation_id:
+                raise GroupError(ErrorCode.illegal_generation)
+        elif not group.is_empty:
+            raise GroupError(ErrorCode.unknown_member_id)
+        if group.is_in(ClassicState.COMPLETING_REBALANCE):
+            raise GroupError(ErrorCode.rebalance_in_progress)
+        self.classic.touch(group, request.member_id)
+
+    def fetch_offsets(self, request: FetchRequest) -> FetchResponse:
+        """Offsets of a group that does not exist are simply not committed (-1)."""
+        group = self.groups.get(request.group_id)
+        if group is None or group.is_in(ClassicState.DEAD):
+            return FetchResponse(ErrorCode.none, dict.fromkeys(request.partitions or (), NO_OFFSET))
+        return FetchResponse(
+            ErrorCode.none, self.offsets.fetch(request.group_id, request.partitions)
+        )
+
+    def delete_offsets(
+        self, group_id: str, partitions: Collection[TopicPartition]
+    ) -> Result[tuple[ErrorCode, dict[TopicPartition, ErrorCode]]]:
+        """OffsetDelete: only for groups without members, or for topics a consumer-protocol
+        group does not subscribe to."""
+        group = self.groups.get(group_id)
+        if group is None or group.is_in(ClassicState.DEAD):
+            return Result((ErrorCode.group_id_not_found, {}))
+        if not group.is_empty and group.protocol_type != CONSUMER_PROTOCOL_TYPE:
+            return Result((ErrorCode.non_empty_group, {}))
+        subscribed = group.subscribed_topics()
+        errors: dict[TopicPartition, ErrorCode] = {}
+        deletable = []
+        for tp in partitions:
+            in_use = tp.topic in subscribed if subscribed is not None else not group.is_empty
+            if in_use:
+                errors[tp] = ErrorCode.group_subscribed_to_topic
+            else:
+                errors[tp] = ErrorCode.none
+                deletable.append(tp)
+        return Result((ErrorCode.none, errors), self.offsets.tombstones(group_id, deletable))
+
+    # Administration.
+
+    def describe(self, group_id: str) -> DescribedGroup | None:
+        group = self.groups.get(group_id)
+        return None if group is None else group.describe()
+
+    def list_groups(self, states: Collection[str], types: Collection[str]) -> list[ListedGroup]:
+        """Groups whose state and type are among those asked (case-insensitive; empty: all)."""
+        wanted_states = {state.lower() for state in states}
+        wanted_types = {group_type.lower() for group_type in types}
+        listed = [group.listed() for group in self.groups.values()]
+        return [
+            g
+            for g in listed
+            if (not wanted_states or g.state.lower() in wanted_states)
+            and (not wanted_types or g.group_type.lower() in wanted_types)
+        ]
+
+    def delete_groups(self, group_ids: Sequence[str]) -> Result[dict[str, ErrorCode]]:
+        """DeleteGroups: groups without members lose their offsets and metadata."""
+        errors: dict[str, ErrorCode] = {}
+        records: list[Record] = []
+        for group_id in group_ids:
+            group = self.groups.get(group_id)
+            if group is None or group.is_in(ClassicState.DEAD):
+                errors[group_id] = ErrorCode.group_id_not_found
+            elif not group.is_empty:
+                errors[group_id] = ErrorCode.non_empty_group
+            else:
+                errors[group_id] = ErrorCode.none
+                self.classic.cancel_timers(group)
+                records += self.offsets.tombstones(group_id, self.offsets.of(group_id))
+                records.append(group_record(group_id, None))
+        return Result(errors, records)
+
+    def committed(self, group_id: str) -> Mapping[TopicPartition, int]:
+        """Committed offsets by partition, for lag."""
+        return {tp: value.offset for tp, value in self.offsets.of(group_id).items()}

@@ -1,0 +1,66 @@
+"""FindCoordinator: which broker coordinates a group (v0-v3: one key; v4+: a batch of keys).
+
+This broker hosts every partition of `__consumer_offsets`, so it coordinates every group.
+Transaction and share-group coordinators do not exist yet: clients asking for them get
+COORDINATOR_NOT_AVAILABLE and keep retrying, as they do while Kafka creates such a topic.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+from kio.static.protocol import ResponsePayload
+
+from goqueue.protocol.kafka.api import Api, RequestContext
+from goqueue.protocol.kafka.codec import build, has_field, nested, response_type
+from goqueue.protocol.kafka.handlers.group_common import NO_THROTTLE
+
+API_KEY = 10
+GROUP = 0
+TRANSACTION = 1
+SHARE = 2
+logger = logging.getLogger(__name__)
+
+
+async def handle(context: RequestContext, request: Any) -> ResponsePayload:
+    response = response_type(API_KEY, context.header.api_version)
+    key_type = getattr(request, "key_type", GROUP)
+    if has_field(response, "coordinators"):
+        coordinator_type = nested(response, "Coordinator")
+        return build(
+            response,
+            throttle_time=NO_THROTTLE,
+            coordinators=tuple(
+                build(coordinator_type, key=key, **_find(context, key_type, key))
+                for key in request.coordinator_keys
+            ),
+        )
+    return build(response, throttle_time=NO_THROTTLE, **_find(context, key_type, request.key))
+
+
+def _find(context: RequestContext, key_type: int, key: str) -> dict[str, Any]:
+    if key_type == GROUP:
+        broker = context.broker
+        me = broker.image.brokers.get(broker.settings.node_id)
+        if me is not None:
+            return {
+                "error_code": ErrorCode.none,
+                "error_message": None,
+                "node_id": me.node_id,
+                "host": me.host,
+                "port": me.port,
+            }
+        code = ErrorCode.coordinator_not_available
+    elif key_type in (TRANSACTION, SHARE):
+        code = ErrorCode.coordinator_not_available
+    else:
+        code = ErrorCode.invalid_request
+    logger.info(
+        "FindCoordinator of key type %d for %r from %s: %s", key_type, key, context.peer, code.name
+    )
+    return {"error_code": code, "error_message": None, "node_id": -1, "host": "", "port": -1}
+
+
+API = Api(API_KEY, "FindCoordinator", 0, 6, handle)
