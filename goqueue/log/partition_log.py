@@ -35,6 +35,7 @@ from goqueue.log.layout import (
 )
 from goqueue.log.reaper import FdReaper
 from goqueue.log.segment import Segment
+from goqueue.log.swap import begin_swap, finish_interrupted_swaps, finish_swap
 from goqueue.records.batch import BatchHeader
 from goqueue.records.errors import RecordsError
 
@@ -148,6 +149,20 @@ class PartitionLog:
     def segment_count(self) -> int:
         return len(self._segments)
 
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        """The segments, oldest first; the last is the active one."""
+        return tuple(self._segments)
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever truncation rewrites existing segments."""
+        return self._generation
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def update_config(self, config: LogConfig) -> None:
         """Apply changed topic configs; they take effect from the next append or check."""
         self.config = config
@@ -155,7 +170,10 @@ class PartitionLog:
     # Opening.
 
     def _open_segments(self, recover: bool) -> list[Segment]:
+        """Open the segments in order. Offsets increase across them; gaps are where the cleaner
+        dropped batches."""
         now_ms = _now_ms()
+        finish_interrupted_swaps(self.directory)
         bases = segment_bases(self.directory)
         self._remove_stray_files(set(bases))
         if not bases:
@@ -165,9 +183,9 @@ class PartitionLog:
         segments: list[Segment] = []
         scanned: list[Segment] = []
         for k, base in enumerate(bases):
-            if segments and base != segments[-1].next_offset:
+            if segments and base < segments[-1].next_offset:
                 logger.warning(
-                    "%s: segment %d does not continue offset %d; dropping it and later segments",
+                    "%s: segment %d overlaps offsets up to %d; dropping it and later segments",
                     self,
                     base,
                     segments[-1].next_offset,
@@ -258,7 +276,8 @@ class PartitionLog:
     def read(self, offset: int, max_bytes: int, upper_bound: int | None = None) -> FileSlice | None:
         """Whole batches from the one containing ``offset``, within a single segment: at most
         ``max_bytes`` but at least one batch, only batches whose base offset is below
-        ``upper_bound``. None when there is nothing to read yet."""
+        ``upper_bound``. None when there is nothing to read yet. An offset the cleaner removed
+        reads from the next batch after it, in a later segment if need be."""
         if offset < self.log_start_offset or offset > self._log_end_offset:
             raise OffsetOutOfRangeError(
                 f"offset {offset} is outside {self.log_start_offset}..{self._log_end_offset} "
@@ -266,8 +285,12 @@ class PartitionLog:
             )
         if offset == self._log_end_offset or (upper_bound is not None and offset >= upper_bound):
             return None
-        segment = self._segments[bisect_right(self._bases, offset) - 1]
+        index = bisect_right(self._bases, offset) - 1
+        segment = self._segments[index]
         start = segment.find(offset)
+        while start == segment.size and index + 1 < len(self._segments):
+            index += 1
+            segment, start = self._segments[index], 0
         end = segment.read_end(start, max_bytes, upper_bound)
         return FileSlice(segment.fd, start, end - start) if end > start else None
 
@@ -339,14 +362,18 @@ class PartitionLog:
     def delete_expired_segments(self, now_ms: int) -> int:
         """Delete whole segments past retention.ms (by their largest timestamp) or beyond
         retention.bytes, oldest first; the active segment only after rolling a new one, as
-        Kafka does. Advances the log start offset; returns the number deleted."""
+        Kafka does. Empty segments the cleaner left at the front hold nothing and go too.
+        Advances the log start offset; returns the number deleted."""
         self._reaper.close_due()
         config = self.config
         excess = self.size_bytes - config.retention_bytes
         count = 0
         for segment in self._segments:
             if segment.size == 0:
-                break
+                if segment is self._segments[-1]:
+                    break
+                count += 1
+                continue
             by_time = (
                 config.retention_ms >= 0
                 and now_ms - segment.largest_timestamp() > config.retention_ms
@@ -425,6 +452,33 @@ class PartitionLog:
         if self._log_start_offset != offset:
             self._log_start_offset = offset
             self._write_log_start_offset()
+
+    # Compaction.
+
+    def replace_segments(self, old: Sequence[Segment], new: Segment, generation: int) -> bool:
+        """Swap the cleaner's ``new`` segment, fsynced as ``<base>.log.cleaned``, in for the
+        consecutive closed segments ``old`` it was built from (see ``goqueue.log.swap``).
+
+        Runs on the event loop, so appends, reads and retention see either the old segments or
+        the new one. Returns False and changes nothing if the log was closed, truncated
+        (``generation`` is from before the cleaner read ``old``) or lost any of ``old``
+        meanwhile; the caller then deletes the cleaned file.
+        """
+        if self._closed or generation != self._generation or not old:
+            return False
+        first = next((k for k, s in enumerate(self._segments) if s is old[0]), None)
+        if first is None or first + len(old) >= len(self._segments):
+            return False
+        if any(a is not b for a, b in zip(self._segments[first:], old, strict=False)):
+            return False
+        begin_swap(self.directory, new.base_offset)
+        self._drop(old)
+        finish_swap(self.directory, new.base_offset)
+        self._segments[first : first + len(old)] = [new]
+        self._bases = [segment.base_offset for segment in self._segments]
+        new.seal()
+        self._dir_unsynced = True
+        return True
 
     def _drop(self, segments: Sequence[Segment]) -> None:
         """Unlink segments now, close their fds after file.delete.delay.ms."""

@@ -55,9 +55,12 @@ class ScanOutcome:
 
 
 def scan_file(fd: int, base_offset: int, on_batch: BatchCallback) -> ScanOutcome:
-    """Check every batch of a segment file in order (framing, CRC32C, offsets dense from
+    """Check every batch of a segment file in order (framing, CRC32C, offsets increasing from
     ``base_offset``), calling ``on_batch(position, header, batch)`` for each intact one and
-    stopping at the first torn or corrupt batch: everything before it can be trusted."""
+    stopping at the first torn or corrupt batch: everything before it can be trusted.
+
+    Offsets are dense unless the cleaner compacted the segment: it keeps each batch's offsets
+    but may drop whole batches, leaving gaps."""
     file_size = os.fstat(fd).st_size
     position = 0
     expected = base_offset
@@ -90,10 +93,10 @@ def scan_file(fd: int, base_offset: int, on_batch: BatchCallback) -> ScanOutcome
         except RecordsError as exc:
             problem = f"batch at byte {position}: {exc}"
             break
-        if header.base_offset != expected or header.last_offset_delta < 0:
+        if header.base_offset < expected or header.last_offset_delta < 0:
             problem = (
                 f"batch at byte {position} holds offsets {header.base_offset}.."
-                f"{header.last_offset}, expected a batch starting at {expected}"
+                f"{header.last_offset}, expected a batch starting at or after {expected}"
             )
             break
         on_batch(position, header, buf[i : i + size])
@@ -101,6 +104,27 @@ def scan_file(fd: int, base_offset: int, on_batch: BatchCallback) -> ScanOutcome
         position += size
         batches += 1
     return ScanOutcome(position, expected, batches, problem)
+
+
+def iter_headers(fd: int, start: int, end: int, name: object) -> Iterator[tuple[int, bytes, int]]:
+    """(position, chunk, index) of each batch of a segment file from byte ``start`` to ``end``:
+    the header of the batch at ``position`` is ``chunk[index:index + HEADER_SIZE]``. Only the
+    framing is checked; ``name`` identifies the file in errors."""
+    position = start
+    chunk = b""
+    chunk_start = start
+    while position < end:
+        i = position - chunk_start
+        if i + HEADER_SIZE > len(chunk):
+            chunk, chunk_start, i = os.pread(fd, _READ_CHUNK, position), position, 0
+            if len(chunk) < HEADER_SIZE:
+                raise CorruptRecordError(f"{name}: torn header at {position}")
+        (_, length) = _BASE_AND_LENGTH.unpack_from(chunk, i)
+        size = length + LENGTH_PREFIX
+        if size < _MIN_BATCH_SIZE or position + size > end:
+            raise CorruptRecordError(f"{name}: bad batch length {length} at byte {position}")
+        yield position, chunk, i
+        position += size
 
 
 class Segment:
@@ -146,6 +170,9 @@ class Segment:
         """An existing segment; call load(), recover() or rebuild() next."""
         path = segment_path(directory, base_offset, LOG_SUFFIX)
         return cls(directory, base_offset, os.open(path, _OPEN_FLAGS), now_ms)
+
+    def __repr__(self) -> str:
+        return str(self.path(LOG_SUFFIX))
 
     def path(self, suffix: str) -> Path:
         return segment_path(self.directory, self.base_offset, suffix)
@@ -195,7 +222,9 @@ class Segment:
             next_offset += self.offset_index.relative_offsets[-1]
         for position, chunk, i in self._headers(start):
             header = read_header(chunk, i)
-            if header.base_offset != next_offset:
+            if header.base_offset < next_offset or (
+                position == start and start and header.base_offset != next_offset
+            ):
                 raise CorruptRecordError(
                     f"batch at byte {position} starts at {header.base_offset}, "
                     f"index says {next_offset}"
@@ -337,26 +366,7 @@ class Segment:
         return end
 
     def _headers(self, start: int) -> Iterator[tuple[int, bytes, int]]:
-        """(position, chunk, index) of each batch from ``start`` to the end of the segment: the
-        header of the batch at ``position`` is ``chunk[index:index + HEADER_SIZE]``."""
-        end = self.size
-        position = start
-        chunk = b""
-        chunk_start = start
-        while position < end:
-            i = position - chunk_start
-            if i + HEADER_SIZE > len(chunk):
-                chunk, chunk_start, i = os.pread(self.fd, _READ_CHUNK, position), position, 0
-                if len(chunk) < HEADER_SIZE:
-                    raise CorruptRecordError(f"{self.path(LOG_SUFFIX)}: torn header at {position}")
-            (_, length) = _BASE_AND_LENGTH.unpack_from(chunk, i)
-            size = length + LENGTH_PREFIX
-            if size < _MIN_BATCH_SIZE or position + size > end:
-                raise CorruptRecordError(
-                    f"{self.path(LOG_SUFFIX)}: bad batch length {length} at byte {position}"
-                )
-            yield position, chunk, i
-            position += size
+        return iter_headers(self.fd, start, self.size, self)
 
     # Timestamps (these decode one batch).
 

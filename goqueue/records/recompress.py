@@ -83,6 +83,16 @@ def _bytes_field(data: memoryview, pos: int, end: int) -> tuple[memoryview | Non
     return data[pos : pos + length], pos + length
 
 
+TOPIC_CODECS = {
+    "uncompressed": Compression.none,
+    "gzip": Compression.gzip,
+    "snappy": Compression.snappy,
+    "lz4": Compression.lz4,
+    "zstd": Compression.zstd,
+}
+"""The codec each ``compression.type`` but ``producer`` (keep the producer's) imposes."""
+
+
 def has_keyless_record(header: BatchHeader, batch: Buffer) -> bool:
     """Whether any record lacks a key, which a compacted topic refuses."""
     return any(record.key is None for record in iter_raw_records(header, batch))

@@ -1,6 +1,7 @@
 """Batch rewrites: recompression for compression.type and the record subsets of compaction."""
 
 import pytest
+from test_records import restamp
 
 from goqueue.records.batch import TimestampType, check_batch, read_header
 from goqueue.records.builder import NewRecord, build_batch
@@ -15,7 +16,6 @@ from goqueue.records.recompress import (
     rebuild,
     recompress,
 )
-from tests.unit.test_records import restamp
 
 RECORDS = [
     NewRecord(
