@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHUNK_BYTES = 1024 * 1024
+SYNCS_PER_PERIODIC_RUN = 5
 MAX_BYTES = 8 * 1024 * 1024 * 1024
 """Cap on a run kept going by `min_seconds`, so a fast disk is not filled."""
 
@@ -26,6 +27,19 @@ class DiskMode:
     sync_interval_s: float | None = None
     min_seconds: float = 0.0
     """Keep writing past the requested bytes until this long has passed (periodic syncs)."""
+
+
+def standard_modes(flush_s: float) -> tuple[DiskMode, ...]:
+    """No fsync, one at the end, and one every `flush_s` (the broker's flush.ms) from a thread."""
+    return (
+        DiskMode("buffered write"),
+        DiskMode("write + final fdatasync", final_fsync=True),
+        DiskMode(
+            f"buffered write + fdatasync every {flush_s:g} s",
+            sync_interval_s=flush_s,
+            min_seconds=SYNCS_PER_PERIODIC_RUN * flush_s,
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ class Target:
         return _COMPARE[self.op](measured, self.value)
 
     def __str__(self) -> str:
-        return f"{self.op} {_number(self.value)}"
+        return f"{self.op} {number(self.value)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +117,12 @@ class BenchResults:
             s = f.summary
             met = "" if f.met is None else ("yes" if f.met else "**NO**")
             lines.append(
-                f"| {f.section} | {f.name} | {_number(s.median)} | {_number(s.min)} | "
-                f"{_number(s.max)} | {f.unit} | {len(s.runs)} | {f.target or ''} | {met} |"
+                f"| {f.section} | {f.name} | {number(s.median)} | {number(s.min)} | "
+                f"{number(s.max)} | {f.unit} | {len(s.runs)} | {f.target or ''} | {met} |"
             )
         lines += [""] + [f"- {note}" for note in self.notes]
         for name, profile in self.profiles.items():
-            lines += _profile_markdown(name, profile)
+            lines += profile_markdown(name, profile)
         return "\n".join(lines) + "\n"
 
     def write(self, results_dir: Path, stamp: str) -> Path:
@@ -136,7 +136,7 @@ class BenchResults:
         return results_dir / f"{stamp}.md"
 
 
-def _profile_markdown(name: str, profile: ProfileSummary) -> list[str]:
+def profile_markdown(name: str, profile: ProfileSummary) -> list[str]:
     """Three small tables: busy threads, then functions by self and by inclusive time."""
     lines = [
         "",
@@ -157,8 +157,8 @@ def _profile_markdown(name: str, profile: ProfileSummary) -> list[str]:
     return lines
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
     """Thousands separators for big numbers, three significant figures for small ones."""
-    if abs(value) >= 1000:
+    if abs(value) >= 999.5:
         return f"{value:,.0f}"
     return f"{value:.3g}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.config import BenchConfig, ProfileWhen
-from bench.disk import DiskMode, write_speed
+from bench.disk import standard_modes, write_speed
 from bench.drivers.base import BenchError, Throughput
 from bench.drivers.kafka import KafkaDriver
 from bench.machine import cpu_seconds, load_average, memory_mb
@@ -23,7 +23,6 @@ from bench.systems.goqueue import GoQueueSystem
 
 PRODUCE_TOPIC = "bench-produce"
 LATENCY = "end-to-end latency"
-SYNCS_PER_DISK_RUN = 5
 PERCENTILES = {"p50": 0.5, "p99": 0.99, "p99.9": 0.999, "max": 1.0}
 LATENCY_TOPIC = "bench-latency"
 TARGETS = {
@@ -99,15 +98,7 @@ class BenchRun:
         """
         size = self.config.disk_bytes
         flush_s = GoQueueSystem.flush_interval_ms() / 1000
-        modes = (
-            DiskMode("buffered write"),
-            DiskMode("write + final fdatasync", final_fsync=True),
-            DiskMode(
-                f"buffered write + fdatasync every {flush_s:g} s",
-                sync_interval_s=flush_s,
-                min_seconds=SYNCS_PER_DISK_RUN * flush_s,
-            ),
-        )
+        modes = standard_modes(flush_s)
         write_speed(directory, size, modes[0])
         medians = {}
         for mode in modes:

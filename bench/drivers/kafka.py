@@ -4,23 +4,39 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from bench.drivers.base import BenchError, LatencyRun, Throughput
+from bench.drivers.base import (
+    STAMP,
+    BenchError,
+    ConsumeResult,
+    ConsumeSpec,
+    LatencyRun,
+    Pacer,
+    ProduceResult,
+    ProduceSpec,
+    Receipts,
+    Throughput,
+)
 
 POLL_EVERY = 10_000
 """Messages between producer polls and deadline checks: often enough, cheap enough."""
 DRAIN_BATCH = 10_000
-STAMP = struct.Struct("<qq")
-"""Latency payload prefix: sequence number and CLOCK_MONOTONIC send time (system-wide on Linux)."""
 SETUP_TIMEOUT_S = 30.0
 LATENCY_GRACE_S = 10.0
 """How long after the last send the latency consumer may still wait for stragglers."""
@@ -51,6 +67,67 @@ class KafkaDriver:
                 return
             time.sleep(0.05)
         raise BenchError(f"topic {topic} has no leaders after {SETUP_TIMEOUT_S}s")
+
+    def create(self, topic: str, partitions: int, groups: int) -> None:
+        """Consumer groups need nothing on the broker: readers assign and keep their position."""
+        self.create_topic(topic, partitions)
+
+    def delete(self, topic: str, partitions: int, groups: int) -> None:
+        admin = AdminClient(self._conf())
+        admin.delete_topics([topic])[topic].result(timeout=SETUP_TIMEOUT_S)
+
+    def send(self, spec: ProduceSpec, ready: Callable[[], None]) -> ProduceResult:
+        """Round-robin over partitions; linger.ms=0 when paced, so latency is not batching."""
+        failures: list[KafkaError] = []
+        producer = self._producer(self.linger_ms if spec.rate is None else 0, failures)
+        producer.list_topics(spec.topic, timeout=SETUP_TIMEOUT_S)
+        padding = spec.padding()
+        ready()
+        pacer = Pacer(spec, POLL_EVERY)
+        for batch in pacer.batches():
+            for seq in batch:
+                while True:
+                    try:
+                        producer.produce(
+                            spec.topic, spec.payload(seq, padding), None, spec.partition(seq)
+                        )
+                        break
+                    except BufferError:
+                        producer.poll(0.001)
+            producer.poll(0)
+        unsent = producer.flush(SETUP_TIMEOUT_S)
+        return pacer.result(pacer.sent - unsent - len(failures))
+
+    def receive(self, spec: ConsumeSpec, ready: Callable[[], None]) -> ConsumeResult:
+        """Assign partition 0 from the beginning; a blocking poll for the first message, then
+        whatever else is already fetched, so neither latency nor throughput waits on batching."""
+        consumer = Consumer(
+            self._conf(
+                **{
+                    "group.id": f"bench-group-{spec.group}",
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": False,
+                    "fetch.max.bytes": 64 * 1024 * 1024,
+                    "max.partition.fetch.bytes": 8 * 1024 * 1024,
+                    "fetch.wait.max.ms": 100,
+                }
+            )
+        )
+        try:
+            consumer.list_topics(spec.topic, timeout=SETUP_TIMEOUT_S)
+            ready()
+            receipts = Receipts(spec)
+            consumer.assign([TopicPartition(spec.topic, 0, OFFSET_BEGINNING)])
+            while not receipts.done and receipts.remaining_s() > 0:
+                first = consumer.poll(0.1)
+                if first is None:
+                    continue
+                batch = [first, *consumer.consume(DRAIN_BATCH, 0)]
+                values = [m.value() for m in batch if m.error() is None]
+                receipts.add([v for v in values if v is not None])
+        finally:
+            consumer.close()
+        return receipts.result()
 
     def end_offset(self, topic: str) -> int:
         """The log end offset of partition 0: the broker's own count of what it stored."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 
 from goqueue.config.settings import BrokerSettings
@@ -14,6 +15,7 @@ class GoQueueSystem:
     name = "Go-Queue"
 
     def __init__(self, data_dir: Path) -> None:
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
         self._process = BrokerProcess(data_dir)
 
     @property
@@ -27,6 +29,17 @@ class GoQueueSystem:
     @property
     def log_path(self) -> Path:
         return self._process.log_path
+
+    @property
+    def version(self) -> str:
+        return version("goqueue")
+
+    @property
+    def durability_setting(self) -> str:
+        return self.durability(acks=1)
+
+    def pids(self) -> list[int]:
+        return [self.pid]
 
     def start(self) -> None:
         self._process.start()
