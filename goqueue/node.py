@@ -6,30 +6,95 @@ import asyncio
 import logging
 import signal
 
+from prometheus_client import Gauge
+
 from goqueue.broker.broker import Broker
 from goqueue.config.settings import BrokerSettings, parse_host_port
+from goqueue.http.app import Node, create_app
+from goqueue.http.server import HttpServer
+from goqueue.metadata.image import MetadataImage
+from goqueue.observability.collectors import BrokerCollector
+from goqueue.observability.health import Readiness
+from goqueue.observability.lag import LagReader
+from goqueue.observability.loop_lag import LoopLagMonitor
+from goqueue.observability.metrics import BrokerMetrics
 from goqueue.protocol.kafka.server import KafkaServer
 
 logger = logging.getLogger(__name__)
 
 
 class BrokerNode:
-    """Starts the core before the listeners and stops the listeners before the core, so no
-    request ever reaches a broker that is not ready or already closed."""
+    """Starts the core before the Kafka listener and stops the listener before the core, so
+    no request ever reaches a broker that is not ready or already closed.
+
+    The HTTP server starts first and stops last: liveness answers throughout, and readiness
+    can be watched while the logs load (which may take long after an unclean shutdown).
+    """
 
     def __init__(self, settings: BrokerSettings) -> None:
         self.settings = settings
-        self.broker = Broker(settings)
+        self.metrics = BrokerMetrics(
+            enabled=settings.metrics_enabled, slow_request_ms=settings.request_slow_log_ms
+        )
+        self.broker = Broker(settings, self.metrics)
         host, port = parse_host_port(settings.listen)
         self.kafka = KafkaServer(self.broker, host, port)
+        self._logs_loaded = False
+        self._serving = False
+        self.readiness = self._readiness()
+        self.metrics.register(BrokerCollector(self.broker))
+        Gauge(
+            "goqueue_ready", "1 when /health/ready reports ready.", registry=self.metrics.registry
+        ).set_function(lambda: float(self.readiness.ready()))
+        lag_reader = self._group_lag_reader()
+        self.metrics.lag.reader = lag_reader
+        http_host, http_port = parse_host_port(settings.http)
+        self.http = HttpServer(
+            create_app(Node(self.broker, self.metrics, self.readiness), lag_reader),
+            http_host,
+            http_port,
+        )
+        self._loop_lag = LoopLagMonitor(self.metrics.loop_lag_seconds.observe)
+
+    def _readiness(self) -> Readiness:
+        readiness = Readiness()
+        readiness.add("logs_loaded", lambda: self._logs_loaded)
+        readiness.add("metadata_current", lambda: _metadata_current(self.broker.image))
+        readiness.add("registered", lambda: self.settings.node_id in self.broker.image.brokers)
+        readiness.add("accepting_clients", lambda: self._serving)
+        return readiness
+
+    def _group_lag_reader(self) -> LagReader | None:
+        """Consumer group lag for `/metrics` and `/api/v1/groups`: the hook for the group
+        coordinator's lag function; None (no lag metrics, no groups route) without one."""
+        return None
 
     async def start(self) -> None:
-        await self.broker.start()
-        await self.kafka.start()
+        await self.http.start()
+        self._loop_lag.start()
+        try:
+            await self.broker.start()
+            self._logs_loaded = True
+            traffic = self.metrics.traffic
+            if traffic is not None:
+                self.broker.metadata.add_listener(lambda _old, new: traffic.forget(new.topics))
+            await self.kafka.start()
+        except BaseException:
+            await self._stop_monitoring()
+            raise
+        self._serving = True
+        logger.info("HTTP API, metrics and health checks on http://%s", self.settings.http)
 
     async def stop(self) -> None:
+        self._serving = False
         await self.kafka.stop()
         await self.broker.stop()
+        self._logs_loaded = False
+        await self._stop_monitoring()
+
+    async def _stop_monitoring(self) -> None:
+        await self._loop_lag.stop()
+        await self.http.stop()
 
     async def run_until_signalled(self) -> None:
         """Serve until SIGTERM or SIGINT, then shut down cleanly."""
@@ -43,3 +108,8 @@ class BrokerNode:
         logger.info("shutting down: finishing requests in flight and flushing logs")
         await self.stop()
         logger.info("shutdown complete")
+
+
+def _metadata_current(image: MetadataImage) -> bool:
+    """The node has replayed the metadata and knows the cluster and its controller."""
+    return bool(image.cluster_id) and image.controller_id >= 0

@@ -52,6 +52,7 @@ from goqueue.metadata.store import (
     TopicExistsError,
     UnknownTopicError,
 )
+from goqueue.observability.metrics import BrokerMetrics
 from goqueue.records.batch import BatchHeader, scan_batches
 from goqueue.records.errors import RecordsError
 
@@ -110,12 +111,13 @@ class Broker:
     change.
     """
 
-    def __init__(self, settings: BrokerSettings) -> None:
+    def __init__(self, settings: BrokerSettings, metrics: BrokerMetrics | None = None) -> None:
+        self.metrics = metrics or BrokerMetrics()
         self.static_settings = settings
         self.settings = settings
         self.metadata = MetadataStore(settings)
         self.logs = LogManager(settings.data_dir)
-        self.flusher = Flusher()
+        self.flusher = Flusher(on_fsync=self.metrics.fsync_seconds.observe)
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._housekeeping: asyncio.Task[None] | None = None
         self.groups = GroupCoordinator(self)
@@ -129,7 +131,7 @@ class Broker:
         """Load metadata, then the logs it names, then start flushing and retention."""
         await self.metadata.start()
         self.settings = effective_settings(self.static_settings, self.image.broker_configs)
-        self.logs.load(self._log_config)
+        await asyncio.to_thread(self.logs.load, self._log_config)
         if self.logs.recovered_unclean:
             logger.warning("previous shutdown was unclean: recovered the tails of all logs")
         self._sync_partitions(self.image)
@@ -189,6 +191,10 @@ class Broker:
         else:
             partition.dedup = None
             result = partition.append(bytearray(records), batches[0], now_ms)
+        if self.metrics.traffic is not None:
+            self.metrics.traffic.produced(
+                topic, len(records), result.last_offset - result.base_offset + 1
+            )
         log = partition.log
         if acks == -1 or log.unflushed_messages >= log.config.flush_messages:
             await self.flusher.flush(log, result.last_offset + 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from goqueue.log.partition_log import PartitionLog
@@ -16,9 +17,13 @@ class Flusher:
     then for a single follow-up fsync covering all of them: concurrent producers share fsyncs.
     """
 
-    def __init__(self, workers: int = 4) -> None:
+    def __init__(
+        self, workers: int = 4, on_fsync: Callable[[float], None] | None = None
+    ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="goqueue-fsync")
         self._running: dict[PartitionLog, asyncio.Future[None]] = {}
+        self._on_fsync = on_fsync
+        """Called from the worker thread with each fsync's duration in seconds."""
 
     async def flush(self, log: PartitionLog, upto_offset: int) -> None:
         """Return once every offset below `upto_offset` is on disk."""
@@ -32,10 +37,16 @@ class Flusher:
     def _start(self, log: PartitionLog) -> asyncio.Future[None]:
         running = self._running.get(log)
         if running is None:
-            running = asyncio.get_running_loop().run_in_executor(self._pool, log.flush)
+            running = asyncio.get_running_loop().run_in_executor(self._pool, self._flush, log)
             self._running[log] = running
             running.add_done_callback(lambda _: self._running.pop(log, None))
         return running
+
+    def _flush(self, log: PartitionLog) -> None:
+        started = time.perf_counter()
+        log.flush()
+        if self._on_fsync is not None:
+            self._on_fsync(time.perf_counter() - started)
 
     def flush_due(self, logs: list[PartitionLog]) -> None:
         """Start fsyncs for logs whose unsynced data is older than their `flush.ms`."""

@@ -2,7 +2,7 @@
 
 import typer
 
-from goqueue.cli import config, consume, log, produce, serve, topic
+from goqueue.cli import config, consume, log, produce, serve, status, topic
 
 app = typer.Typer(
     name="goqueue",
@@ -11,6 +11,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("serve")(serve.serve)
+app.command("status")(status.status)
 app.add_typer(topic.app, name="topic")
 app.add_typer(config.app, name="config")
 app.command("produce")(produce.produce)

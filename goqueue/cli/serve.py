@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +11,7 @@ import uvloop
 
 from goqueue.config.settings import SettingsError, load_settings
 from goqueue.node import BrokerNode
+from goqueue.observability.logs import setup_logging
 
 
 def serve(
@@ -34,6 +34,9 @@ def serve(
         Path | None, typer.Option(help="TOML file of settings (flags and GOQUEUE_* win)")
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+    log_format: Annotated[
+        str, typer.Option(help="text (human-readable) or json (one object per line)")
+    ] = "text",
 ) -> None:
     """Start a broker. With no flags: a complete single node on 127.0.0.1:9092."""
     cli = {
@@ -50,8 +53,9 @@ def serve(
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        setup_logging(log_level, log_format)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     uvloop.run(BrokerNode(settings).run_until_signalled())

@@ -131,6 +131,22 @@ class BrokerSettings:
             validator=Between(1, 2**31 - 1),
         ),
     )
+    metrics_enabled: bool = field(
+        default=True,
+        metadata=_meta(
+            "Count requests, errors, latency and per-topic traffic on the request path "
+            "(scrape-time metrics such as log sizes are always served); off only to measure "
+            "what the counting costs."
+        ),
+    )
+    request_slow_log_ms: int = field(
+        default=1000,
+        metadata=_meta(
+            "Log a request that takes longer than this (a fetch: beyond its max.wait.ms); "
+            "-1 logs none.",
+            validator=Between(-1, 2**31 - 1),
+        ),
+    )
     message_max_bytes: int = field(
         default=1048588,
         metadata=_topic_default("Default largest record batch a producer may send."),

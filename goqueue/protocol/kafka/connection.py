@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 
 from goqueue.broker.broker import Broker
 from goqueue.log.partition_log import FileSlice
+from goqueue.observability.logs import RequestFields, current_request
 from goqueue.protocol.kafka.api import RequestContext, Response
 from goqueue.protocol.kafka.codec import (
     FramingError,
@@ -48,6 +50,7 @@ class KafkaConnection:
         self._reader = reader
         self._writer = writer
         self._max_request_bytes = max_request_bytes
+        self._metrics = broker.metrics
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self._idle = asyncio.Event()
@@ -62,6 +65,8 @@ class KafkaConnection:
             self._writer.close()
 
     async def serve(self) -> None:
+        self._metrics.connections_accepted.inc()
+        self._metrics.connections.inc()
         try:
             while not self._closing:
                 self._idle.set()
@@ -81,6 +86,7 @@ class KafkaConnection:
         except Exception:
             logger.exception("closing connection from %s after an unexpected error", self.peer)
         finally:
+            self._metrics.connections.dec()
             self._idle.set()
             self._writer.close()
 
@@ -105,6 +111,9 @@ class KafkaConnection:
             ) from exc
 
     async def _handle(self, frame: bytes) -> None:
+        """Serve one request. Its log context is reset only on success: when it fails, the
+        line that reports the failure still names the client and the request."""
+        started = time.perf_counter()
         header, body_offset = read_header(frame)
         api = APIS.get(header.api_key)
         if api is None:
@@ -123,8 +132,28 @@ class KafkaConnection:
         assert payload_type is not None, "handlers serve only versions that kio defines"
         request = read_body(payload_type, frame, body_offset)
         context = RequestContext(self._broker, header, self.peer)
+        log_context = current_request.set(
+            RequestFields(
+                api.name, header.api_version, header.correlation_id, header.client_id, self.peer
+            )
+        )
         response = await api.handle(context, request)
+        body = self._count_traffic(response)
         await self._respond(header.correlation_id, response)
+        self._metrics.requests.finished(
+            api.name, api.key, header.api_version, request, body, started
+        )
+        current_request.reset(log_context)
+
+    def _count_traffic(self, response: Response) -> Response:
+        """Count the data a fetch sends (before sending it: the files it names must still be
+        open) and return the response body."""
+        if not isinstance(response, SplicedResponse):
+            return response
+        traffic = self._metrics.traffic
+        if traffic is not None:
+            traffic.fetched(response.response, response.slices, self._broker.image.topics_by_id)
+        return response.response
 
     async def _respond(self, correlation_id: int, response: Response) -> None:
         if response is None:
