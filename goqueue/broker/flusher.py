@@ -17,9 +17,7 @@ class Flusher:
     then for a single follow-up fsync covering all of them: concurrent producers share fsyncs.
     """
 
-    def __init__(
-        self, workers: int = 4, on_fsync: Callable[[float], None] | None = None
-    ) -> None:
+    def __init__(self, workers: int = 4, on_fsync: Callable[[float], None] | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="goqueue-fsync")
         self._running: dict[PartitionLog, asyncio.Future[None]] = {}
         self._on_fsync = on_fsync

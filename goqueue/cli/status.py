@@ -19,9 +19,7 @@ TIMEOUT_S = 5.0
 def status(
     http: Annotated[
         str,
-        typer.Option(
-            "--http", envvar="GOQUEUE_HTTP", help="The broker's HTTP API as HOST:PORT"
-        ),
+        typer.Option("--http", envvar="GOQUEUE_HTTP", help="The broker's HTTP API as HOST:PORT"),
     ] = DEFAULT_HTTP,
 ) -> None:
     """Print a running broker's health, cluster, brokers, topics and consumer groups."""

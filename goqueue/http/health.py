@@ -18,9 +18,7 @@ def router(readiness: Readiness) -> APIRouter:
         """Answers as long as the node's event loop runs: restart the node if this fails."""
         return Health(status="live")
 
-    @routes.get(
-        "/health/ready", response_model=Health, responses={NOT_READY: {"model": Health}}
-    )
+    @routes.get("/health/ready", response_model=Health, responses={NOT_READY: {"model": Health}})
     async def ready(response: Response) -> Health:
         """200 once logs are loaded, metadata is current, the node is registered and its
         listener accepts clients; 503 (with the failing checks) before and during shutdown."""

@@ -42,7 +42,7 @@ class BrokerMetrics:
     (requests and per-topic traffic) to measure what they cost; the rest stays."""
 
     def __init__(self, *, enabled: bool = True, slow_request_ms: int = -1) -> None:
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         """No `_created` series: they double the output and no dashboard here reads them."""
         self.registry = CollectorRegistry()
         self.requests = RequestObserver(enabled=enabled, slow_ms=slow_request_ms)

@@ -174,3 +174,21 @@ def test_broker_descriptions_per_broker_and_for_the_cluster_default() -> None:
     assert (secret.sensitive, secret.value, secret.wire_type) == (True, None, WireType.PASSWORD)
     default_level = describe_broker(STATIC, levels, per_broker=False)
     assert [(c.name, c.value) for c in default_level] == [("log.retention.ms", "100")]
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "problem"),
+    [
+        ("delete.retention.ms", "-1", "Value must be at least 0"),
+        ("min.compaction.lag.ms", "-1", "Value must be at least 0"),
+        ("max.compaction.lag.ms", "0", "Value must be at least 1"),
+        ("min.cleanable.dirty.ratio", "nan", "Not a number of type DOUBLE"),
+    ],
+)
+def test_compaction_configs_are_in_the_catalog_with_kafkas_ranges(
+    name: str, bad: str, problem: str
+) -> None:
+    entry = CATALOG[name]
+    assert entry.canonical(entry.default_for(STATIC)) == entry.default_for(STATIC)
+    with pytest.raises(InvalidConfigError, match=problem):
+        entry.parse(bad)
