@@ -1,5 +1,5 @@
-"""Cluster administration: topics, partitions, configs, cluster description, offsets and record
-deletion (the seed of the SDK admin)."""
+"""Cluster administration: topics, partitions, configs, cluster description, offsets, record
+deletion and consumer groups (the seed of the SDK admin)."""
 
 import datetime
 import uuid
@@ -10,6 +10,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from goqueue.client import groups
 from goqueue.client.cluster import DEFAULT_BOOTSTRAP, Cluster
 from goqueue.client.configs import (
     DESCRIBE_CONFIGS,
@@ -24,6 +25,7 @@ from goqueue.client.configs import (
 )
 from goqueue.client.connection import DEFAULT_REQUEST_TIMEOUT, Connection
 from goqueue.client.errors import KafkaError, error_for, raise_for, topic_error
+from goqueue.client.groups import Committed, GroupDescription, ListedGroup
 from goqueue.client.metadata import BrokerAddress, TopicMetadata, TopicPartition
 from goqueue.client.offsets import OffsetAndTimestamp, list_offsets
 from goqueue.client.protocol import Fields
@@ -314,6 +316,32 @@ class Admin:
     ) -> dict[TopicPartition, OffsetAndTimestamp]:
         """See `goqueue.client.offsets.list_offsets`."""
         return await list_offsets(self.cluster, queries)
+
+    async def list_groups(
+        self, *, states: Sequence[str] = (), types: Sequence[str] = ()
+    ) -> list[ListedGroup]:
+        """Consumer groups of the cluster, optionally only those in `states` or of `types`."""
+        return await groups.list_groups(self.cluster, states, types)
+
+    async def describe_group(self, group_id: str) -> GroupDescription:
+        """A group's state, protocol and members (state Dead if it does not exist)."""
+        return await groups.describe_group(self.cluster, group_id)
+
+    async def delete_groups(self, group_ids: Sequence[str]) -> None:
+        """Delete groups that have no members, with their committed offsets."""
+        await groups.delete_groups(self.cluster, group_ids)
+
+    async def list_group_offsets(
+        self, group_id: str, partitions: Sequence[TopicPartition] | None = None
+    ) -> dict[TopicPartition, Committed]:
+        """A group's committed offsets (all, or of the given partitions)."""
+        return await groups.fetch_committed(self.cluster, group_id, partitions)
+
+    async def alter_group_offsets(
+        self, group_id: str, offsets: Mapping[TopicPartition, Committed]
+    ) -> None:
+        """Set a group's committed offsets; the broker refuses while the group has members."""
+        await groups.commit_offsets(self.cluster, group_id, offsets)
 
     async def _connection_for(self, resource: ConfigResource) -> Connection:
         """A broker's own settings are only known to that broker; the rest to any of them."""

@@ -1,0 +1,319 @@
+"""Consumer group administration: find a group's coordinator, list, describe and delete groups,
+read and set committed offsets.
+
+Group requests go to the group's coordinator (FindCoordinator). While a coordinator loads its
+state after a restart it answers COORDINATOR_LOAD_IN_PROGRESS, and a moved group answers
+NOT_COORDINATOR: those are retried, with a fresh coordinator lookup, until the request timeout.
+"""
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from kio.schema.errors import ErrorCode
+
+from goqueue.client.cluster import Cluster
+from goqueue.client.connection import Connection
+from goqueue.client.errors import KafkaError, error_for, raise_for
+from goqueue.client.metadata import TopicPartition
+from goqueue.client.protocol import Fields
+
+OFFSET_COMMIT = 8
+OFFSET_FETCH = 9
+FIND_COORDINATOR = 10
+DESCRIBE_GROUPS = 15
+LIST_GROUPS = 16
+DELETE_GROUPS = 42
+OFFSET_DELETE = 47
+GROUP_KEY_TYPE = 0
+RETRY_BACKOFF_S = 0.1
+_COORDINATOR_ERRORS = frozenset(
+    {
+        ErrorCode.coordinator_load_in_progress,
+        ErrorCode.coordinator_not_available,
+        ErrorCode.not_coordinator,
+    }
+)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ListedGroup:
+    group_id: str
+    protocol_type: str
+    state: str
+    """Empty when the broker does not report states (ListGroups before v4)."""
+    group_type: str
+    """`classic` or `consumer` (KIP-848); empty before ListGroups v5."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    metadata: bytes
+    """The member's subscription in the group's protocol (empty unless the group is Stable)."""
+    assignment: bytes
+    """The member's assignment, encoded by the group's protocol."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDescription:
+    group_id: str
+    state: str
+    """Kafka's state name: Empty, PreparingRebalance, CompletingRebalance, Stable or Dead."""
+    protocol_type: str
+    protocol: str
+    """The assignor the members agreed on (set while the group is Stable)."""
+    members: tuple[GroupMember, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A committed offset, with the leader epoch and metadata string it was committed with."""
+
+    offset: int
+    leader_epoch: int = -1
+    metadata: str = ""
+
+
+async def with_coordinator(
+    cluster: Cluster, group_id: str, call: Callable[[Connection], Awaitable[T]]
+) -> T:
+    """Run `call` against the group's coordinator, retrying coordinator errors (the group is
+    loading, moved, or its coordinator is not ready yet) until the request timeout."""
+    deadline = time.monotonic() + cluster.request_timeout
+    while True:
+        try:
+            return await call(await _find_coordinator(cluster, group_id))
+        except KafkaError as exc:
+            if exc.code not in _COORDINATOR_ERRORS or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(RETRY_BACKOFF_S)
+
+
+async def _find_coordinator(cluster: Cluster, group_id: str) -> Connection:
+    connection = await cluster.any_connection()
+    request = {"key": group_id, "key_type": GROUP_KEY_TYPE, "coordinator_keys": [group_id]}
+    response = await connection.request(FIND_COORDINATOR, request, timeout=cluster.request_timeout)
+    found = response.coordinators[0] if hasattr(response, "coordinators") else response
+    raise_for(found.error_code, found.error_message)
+    if found.node_id not in cluster.brokers:
+        await cluster.refresh([])
+    return await cluster.connection(found.node_id)
+
+
+async def list_groups(
+    cluster: Cluster, states: Sequence[str] = (), types: Sequence[str] = ()
+) -> list[ListedGroup]:
+    """Every group of every broker, sorted by id; `states` and `types` filter on the broker
+    (ListGroups v4+ and v5+)."""
+    await cluster.refresh([])
+    request = {"states_filter": list(states), "types_filter": list(types)}
+    listed: dict[str, ListedGroup] = {}
+    for node_id in cluster.brokers:
+        connection = await cluster.connection(node_id)
+        response = await connection.request(LIST_GROUPS, request, timeout=cluster.request_timeout)
+        raise_for(response.error_code)
+        for g in response.groups:
+            listed[g.group_id] = ListedGroup(
+                g.group_id,
+                g.protocol_type,
+                getattr(g, "group_state", ""),
+                getattr(g, "group_type", ""),
+            )
+    return sorted(listed.values(), key=lambda g: g.group_id)
+
+
+async def describe_group(cluster: Cluster, group_id: str) -> GroupDescription:
+    """A classic group's state and members; a group that does not exist is reported Dead."""
+
+    async def call(connection: Connection) -> GroupDescription:
+        request = {"groups": [group_id], "include_authorized_operations": False}
+        response = await connection.request(
+            DESCRIBE_GROUPS, request, timeout=cluster.request_timeout
+        )
+        (group,) = response.groups
+        if group.error_code == ErrorCode.group_id_not_found:
+            return GroupDescription(group_id, "Dead", "", "", ())
+        raise_for(group.error_code, getattr(group, "error_message", None))
+        return GroupDescription(
+            group_id=group.group_id,
+            state=group.group_state,
+            protocol_type=group.protocol_type,
+            protocol=group.protocol_data,
+            members=tuple(
+                GroupMember(
+                    m.member_id,
+                    getattr(m, "group_instance_id", None),
+                    m.client_id,
+                    m.client_host,
+                    m.member_metadata,
+                    m.member_assignment,
+                )
+                for m in group.members
+            ),
+        )
+
+    return await with_coordinator(cluster, group_id, call)
+
+
+async def delete_groups(cluster: Cluster, group_ids: Sequence[str]) -> None:
+    """Delete groups without members, and their offsets; raises the first group's error."""
+    for group_id in group_ids:
+
+        async def call(connection: Connection, group_id: str = group_id) -> None:
+            response = await connection.request(
+                DELETE_GROUPS, {"groups_names": [group_id]}, timeout=cluster.request_timeout
+            )
+            (result,) = response.results
+            if result.error_code != ErrorCode.none:
+                raise _group_error(result.error_code, group_id)
+
+        await with_coordinator(cluster, group_id, call)
+
+
+async def fetch_committed(
+    cluster: Cluster, group_id: str, partitions: Iterable[TopicPartition] | None = None
+) -> dict[TopicPartition, Committed]:
+    """The group's committed offsets (all of them, or of `partitions`; those without a
+    committed offset are left out)."""
+    wanted = None if partitions is None else sorted(set(partitions))
+
+    topic_ids = await _topic_ids(cluster, {tp.topic for tp in wanted or ()})
+
+    async def call(connection: Connection) -> dict[TopicPartition, Committed]:
+        request = offset_fetch_request(group_id, wanted, topic_ids)
+        response = await connection.request(OFFSET_FETCH, request, timeout=cluster.request_timeout)
+        if hasattr(response, "groups"):
+            (group,) = response.groups
+            raise_for(group.error_code)
+            topics = group.topics
+        else:
+            raise_for(getattr(response, "error_code", ErrorCode.none))
+            topics = response.topics
+        names = await _topic_names(cluster, topics)
+        committed = {}
+        for topic in topics:
+            name = names[getattr(topic, "topic_id", None) or topic.name]
+            for p in topic.partitions:
+                raise_for(p.error_code, f"{name!r} partition {p.partition_index}")
+                if p.committed_offset >= 0:
+                    committed[TopicPartition(name, p.partition_index)] = Committed(
+                        p.committed_offset,
+                        getattr(p, "committed_leader_epoch", -1),
+                        p.metadata or "",
+                    )
+        return committed
+
+    return await with_coordinator(cluster, group_id, call)
+
+
+def offset_fetch_request(
+    group_id: str,
+    partitions: Sequence[TopicPartition] | None,
+    topic_ids: Mapping[str, uuid.UUID | None],
+) -> Fields:
+    """Both layouts: a single group before v8, a list of groups from v8 (topics by id from
+    v10)."""
+    topics: list[dict[str, Any]] | None = None
+    if partitions is not None:
+        by_topic: dict[str, list[int]] = {}
+        for tp in partitions:
+            by_topic.setdefault(tp.topic, []).append(tp.partition)
+        topics = [
+            {"name": name, "topic_id": topic_ids.get(name), "partition_indexes": p}
+            for name, p in by_topic.items()
+        ]
+    return {
+        "group_id": group_id,
+        "topics": topics,
+        "groups": [{"group_id": group_id, "topics": topics}],
+        "require_stable": False,
+    }
+
+
+async def commit_offsets(
+    cluster: Cluster, group_id: str, offsets: Mapping[TopicPartition, Committed]
+) -> None:
+    """Commit offsets as an administrator does (no member, generation -1): the broker accepts
+    this only for a group without members, else answers UNKNOWN_MEMBER_ID."""
+
+    topic_ids = await _topic_ids(cluster, {tp.topic for tp in offsets})
+
+    async def call(connection: Connection) -> None:
+        request = offset_commit_request(group_id, offsets, topic_ids)
+        response = await connection.request(OFFSET_COMMIT, request, timeout=cluster.request_timeout)
+        names = await _topic_names(cluster, response.topics)
+        for topic in response.topics:
+            name = names[getattr(topic, "topic_id", None) or topic.name]
+            for p in topic.partitions:
+                if p.error_code != ErrorCode.none:
+                    raise _group_error(
+                        p.error_code, group_id, f"{name!r} partition {p.partition_index}"
+                    )
+
+    await with_coordinator(cluster, group_id, call)
+
+
+def offset_commit_request(
+    group_id: str,
+    offsets: Mapping[TopicPartition, Committed],
+    topic_ids: Mapping[str, uuid.UUID | None],
+) -> Fields:
+    """A commit naming topics both ways (by id from v10)."""
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for tp, committed in sorted(offsets.items()):
+        by_topic.setdefault(tp.topic, []).append(
+            {
+                "partition_index": tp.partition,
+                "committed_offset": committed.offset,
+                "committed_leader_epoch": committed.leader_epoch,
+                "committed_metadata": committed.metadata,
+            }
+        )
+    return {
+        "group_id": group_id,
+        "generation_id_or_member_epoch": -1,
+        "member_id": "",
+        "group_instance_id": None,
+        "topics": [
+            {"name": name, "topic_id": topic_ids.get(name), "partitions": parts}
+            for name, parts in by_topic.items()
+        ],
+    }
+
+
+async def _topic_ids(cluster: Cluster, names: Iterable[str]) -> dict[str, uuid.UUID | None]:
+    return {name: (await cluster.topic(name)).topic_id for name in names}
+
+
+async def _topic_names(cluster: Cluster, topics: Sequence[Any]) -> dict[Any, str]:
+    """Names of response topics, which newer versions give by topic id."""
+    names: dict[Any, str] = {}
+    by_id = [t.topic_id for t in topics if getattr(t, "topic_id", None) is not None]
+    if by_id:
+        metadata = await cluster.refresh(None)
+        names.update((t.topic_id, t.name) for t in metadata.topics.values())
+        missing = [topic_id for topic_id in by_id if topic_id not in names]
+        if missing:
+            raise error_for(ErrorCode.unknown_topic_id, f"no topic has id {missing[0]}")
+    names.update((t.name, t.name) for t in topics if getattr(t, "name", None))
+    return names
+
+
+def _group_error(code: ErrorCode, group_id: str, where: str | None = None) -> KafkaError:
+    """A group error phrased for the person who named the group."""
+    reasons = {
+        ErrorCode.group_id_not_found: "does not exist",
+        ErrorCode.non_empty_group: "still has active members",
+        ErrorCode.unknown_member_id: "has active members, so only they may commit",
+    }
+    reason = reasons.get(code, f"{code.name.replace('_', ' ')} (Kafka error {int(code)})")
+    prefix = f"group {group_id!r}" + (f", {where}," if where else "")
+    return error_for(code, f"{prefix} {reason}")
