@@ -23,6 +23,9 @@ from goqueue.broker.producer_ids import ProducerIdAllocator
 from goqueue.broker.topic_names import validate_topic_name
 from goqueue.config.catalog import (
     InvalidConfigError,
+    cleaner_config_for,
+    cleanup_policy_for,
+    compression_type_for,
     dedup_window_ms_for,
     log_config_for,
     max_message_bytes_for,
@@ -41,9 +44,12 @@ from goqueue.config.dynamic import (
 )
 from goqueue.config.settings import BrokerSettings
 from goqueue.coordinator.group.coordinator import GroupCoordinator
+from goqueue.log.cleaner import CleanerConfig
+from goqueue.log.cleaner_manager import LogCleaner
 from goqueue.log.config import LogConfig
 from goqueue.log.errors import OffsetOutOfRangeError
 from goqueue.log.manager import LogManager
+from goqueue.log.partition_log import PartitionLog
 from goqueue.metadata.image import MetadataImage, TopicInfo
 from goqueue.metadata.state_machine import partition_count_problem
 from goqueue.metadata.store import (
@@ -53,8 +59,10 @@ from goqueue.metadata.store import (
     UnknownTopicError,
 )
 from goqueue.observability.metrics import BrokerMetrics
-from goqueue.records.batch import BatchHeader, scan_batches
+from goqueue.records.batch import BatchHeader, read_header, scan_batches
+from goqueue.records.compression import Compression
 from goqueue.records.errors import RecordsError
+from goqueue.records.recompress import TOPIC_CODECS, has_keyless_record, recompress
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +98,31 @@ def _check_client_batches(batches: list[BatchHeader]) -> None:
         )
 
 
+def _check_size(batch: BatchHeader, limit: int) -> None:
+    if batch.size > limit:
+        raise BrokerError(
+            ErrorCode.message_too_large,
+            f"The batch of {batch.size} bytes exceeds max.message.bytes={limit}",
+        )
+
+
+def _convert_batch(
+    records: bytes, batch: BatchHeader, where: str, *, compacted: bool, codec: Compression | None
+) -> bytes:
+    """Kafka's checks and conversions of a produced batch that depend on topic configs (they
+    decode it, so they run in a worker thread): a compacted topic refuses records without a
+    key, and a `compression.type` other than `producer` recompresses the batch."""
+    try:
+        if compacted and has_keyless_record(batch, records):
+            raise BrokerError(
+                ErrorCode.invalid_record,
+                f"Compacted topic cannot accept message without key in topic partition {where}.",
+            )
+        return records if codec is None else recompress(records, codec)
+    except RecordsError as exc:
+        raise BrokerError(exc.error_code, str(exc)) from exc
+
+
 @contextlib.contextmanager
 def _refusals() -> Iterator[None]:
     """Turn what config validation and the metadata quorum refuse into Kafka errors."""
@@ -120,8 +153,11 @@ class Broker:
         self.flusher = Flusher(on_fsync=self.metrics.fsync_seconds.observe)
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._housekeeping: asyncio.Task[None] | None = None
-        self.groups = GroupCoordinator(self)
         self.producer_ids = ProducerIdAllocator(self._reserve_producer_ids)
+        self.cleaner = LogCleaner(settings.log_cleaner_dedupe_buffer_size)
+        self._cleaning: asyncio.Task[bool] | None = None
+        self._next_cleaning = time.monotonic()
+        self.groups = GroupCoordinator(self)
 
     @property
     def image(self) -> MetadataImage:
@@ -146,6 +182,9 @@ class Broker:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
+        self.cleaner.stop()
+        if self._cleaning is not None:
+            await self._cleaning
         await self.flusher.close()
         for partition in self._partitions.values():
             partition.save_producer_state()
@@ -177,13 +216,20 @@ class Broker:
         except RecordsError as exc:
             raise BrokerError(exc.error_code, str(exc)) from exc
         _check_client_batches(batches)
-        limit = max_message_bytes_for(self.image.topics[topic].configs, self.settings)
-        for batch in batches:
-            if batch.size > limit:
-                raise BrokerError(
-                    ErrorCode.message_too_large,
-                    f"The batch of {batch.size} bytes exceeds max.message.bytes={limit}",
-                )
+        configs = self.image.topics[topic].configs
+        limit = max_message_bytes_for(configs, self.settings)
+        _check_size(batches[0], limit)
+        compacted = "compact" in cleanup_policy_for(configs, self.settings)
+        codec = TOPIC_CODECS.get(compression_type_for(configs, self.settings))
+        if codec == batches[0].compression:
+            codec = None
+        if compacted or codec is not None:
+            where = f"{topic}-{index}"
+            records = await asyncio.to_thread(
+                _convert_batch, records, batches[0], where, compacted=compacted, codec=codec
+            )
+            batches = [read_header(records)]
+            _check_size(batches[0], limit)
         now_ms = int(time.time() * 1000)
         window_ms = dedup_window_ms_for(self.image.topics[topic].configs)
         if window_ms > 0:
@@ -431,8 +477,13 @@ class Broker:
                     info.name, index, log, self.settings.producer_id_expiration_ms
                 )
 
+    def _topic_configs(self, topic: str) -> Mapping[str, str]:
+        info = self.image.topics.get(topic)
+        return info.configs if info else {}
+
     async def _run_housekeeping(self) -> None:
-        """Bound unsynced data by `flush.ms` and apply retention on its interval."""
+        """Bound unsynced data by `flush.ms`, apply retention on its interval and keep the log
+        cleaner going."""
         next_retention = next_expiration = time.monotonic()
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
@@ -443,12 +494,17 @@ class Broker:
                     self.settings.producer_id_expiration_check_interval_ms / 1000
                 )
                 self._expire_producer_state()
+            self._schedule_cleaning()
             if time.monotonic() >= next_retention:
                 next_retention = time.monotonic() + (
                     self.settings.log_retention_check_interval_ms / 1000
                 )
                 now_ms = int(time.time() * 1000)
                 for log in logs:
+                    if "delete" not in cleanup_policy_for(
+                        self._topic_configs(log.topic), self.settings
+                    ):
+                        continue
                     deleted = log.delete_expired_segments(now_ms)
                     if deleted:
                         logger.info(
@@ -458,3 +514,34 @@ class Broker:
                             log.partition,
                             log.log_start_offset,
                         )
+
+    def _schedule_cleaning(self) -> None:
+        """Start a log cleaner pass unless one is running. As Kafka's cleaner, look again at
+        once after a pass that cleaned something, else after `log.cleaner.backoff.ms`."""
+        now = time.monotonic()
+        if self._cleaning is not None:
+            if not self._cleaning.done():
+                return
+            cleaned = self._cleaning.result()
+            self._cleaning = None
+            self._next_cleaning = now + (
+                0 if cleaned else self.settings.log_cleaner_backoff_ms / 1000
+            )
+        if now < self._next_cleaning or not self.settings.log_cleaner_enable:
+            return
+        logs = []
+        for partition in self._partitions.values():
+            config = cleaner_config_for(self._topic_configs(partition.topic), self.settings)
+            if config is not None:
+                logs.append((partition.log, config))
+        self._next_cleaning = now + self.settings.log_cleaner_backoff_ms / 1000
+        if logs:
+            self._cleaning = asyncio.create_task(self._clean(logs))
+
+    async def _clean(self, logs: list[tuple[PartitionLog, CleanerConfig]]) -> bool:
+        """One cleaner pass; True if it cleaned a log. Failures are logged, never raised."""
+        try:
+            return await self.cleaner.clean_dirtiest(logs, int(time.time() * 1000)) is not None
+        except Exception:
+            logger.exception("the log cleaner failed")
+            return False

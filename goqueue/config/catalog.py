@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Protocol
 
+from goqueue.log.cleaner import CleanerConfig
 from goqueue.log.config import LogConfig
 
 if TYPE_CHECKING:
@@ -156,7 +157,8 @@ TOPIC_CONFIGS: tuple[ConfigEntry, ...] = (
         "cleanup.policy",
         ConfigType.LIST,
         "How old segments are discarded: `delete` removes them by retention time and size, "
-        "`compact` keeps the latest record per key (compaction arrives in a later release).",
+        "`compact` keeps the latest record per key (the log cleaner rewrites closed segments), "
+        "`compact,delete` does both.",
         default_setting="log_cleanup_policy",
         validator=OneOf(("compact", "delete")),
     ),
@@ -342,3 +344,31 @@ def dedup_window_ms_for(topic_configs: Mapping[str, str]) -> int:
     lookup, as it runs on every produce."""
     value = topic_configs.get("goqueue.dedup.window.ms")
     return int(value) if value else 0
+
+
+def _config(name: str, topic_configs: Mapping[str, str], settings: BrokerSettings) -> str:
+    return topic_configs.get(name) or CATALOG[name].default_for(settings)
+
+
+def cleanup_policy_for(topic_configs: Mapping[str, str], settings: BrokerSettings) -> set[str]:
+    """The topic's cleanup policies: `delete`, `compact` or both."""
+    return {item.strip() for item in _config("cleanup.policy", topic_configs, settings).split(",")}
+
+
+def cleaner_config_for(
+    topic_configs: Mapping[str, str], settings: BrokerSettings
+) -> CleanerConfig | None:
+    """How the log cleaner treats the topic's logs; None unless its cleanup.policy compacts."""
+    if "compact" not in cleanup_policy_for(topic_configs, settings):
+        return None
+    return CleanerConfig(
+        delete_retention_ms=_int_config("delete.retention.ms", topic_configs, settings),
+        min_compaction_lag_ms=_int_config("min.compaction.lag.ms", topic_configs, settings),
+        max_compaction_lag_ms=_int_config("max.compaction.lag.ms", topic_configs, settings),
+        min_cleanable_ratio=float(_config("min.cleanable.dirty.ratio", topic_configs, settings)),
+    )
+
+
+def compression_type_for(topic_configs: Mapping[str, str], settings: BrokerSettings) -> str:
+    """The codec stored batches must have (`producer`: whatever the producer sent)."""
+    return _config("compression.type", topic_configs, settings)

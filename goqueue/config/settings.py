@@ -274,6 +274,26 @@ class BrokerSettings:
     log_cleaner_min_cleanable_ratio: float = field(
         default=0.5, metadata=_topic_default("Default min.cleanable.dirty.ratio of topics.")
     )
+    log_cleaner_enable: bool = field(
+        default=True,
+        metadata=_meta("Run the log cleaner, which compacts topics with cleanup.policy=compact."),
+    )
+    log_cleaner_backoff_ms: int = field(
+        default=15000,
+        metadata=_meta(
+            "How long the log cleaner sleeps when no compacted log needs cleaning.",
+            validator=at_least(1),
+        ),
+    )
+    log_cleaner_dedupe_buffer_size: int = field(
+        default=32 * 1024 * 1024,
+        metadata=_meta(
+            "Memory budget of one cleaning pass's key map, counted as Kafka does (24 bytes a "
+            "key; the Python map takes about 130): a pass covers as many distinct keys of the "
+            "dirty section as fit, and the next pass continues.",
+            validator=Between(1024, 2**31 - 1),
+        ),
+    )
 
     def advertised_host_port(self) -> tuple[str, int]:
         """The address clients are told to use: `advertised`, or else the listen address."""

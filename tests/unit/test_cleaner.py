@@ -53,7 +53,10 @@ def put(
 ) -> int:
     """Append one batch of (key, value) records; returns its base offset."""
     batch = build_batch(
-        [NewRecord(key, value, headers=[("h", key)], timestamp_ms=timestamp) for key, value in pairs],
+        [
+            NewRecord(key, value, headers=[("h", key)], timestamp_ms=timestamp)
+            for key, value in pairs
+        ],
         compression=compression,
         producer_id=producer_id,
         producer_epoch=0 if producer_id >= 0 else -1,
