@@ -78,7 +78,7 @@ class Partition:
             return self._append(records, batch, now_ms)
         duplicate = self.producers.check(batch)
         if duplicate is not None:
-            return _answer(duplicate)
+            return self._answer(duplicate)
         result = self._append(records, batch, now_ms)
         self.producers.record(batch, result.base_offset, result.last_offset)
         return result
@@ -103,7 +103,7 @@ class Partition:
             if idempotent:
                 duplicate = self.producers.check(batch)
                 if duplicate is not None:
-                    return _answer(duplicate)
+                    return self._answer(duplicate)
             try:
                 plan = await asyncio.to_thread(plan_batch, records, batch, window, cutoff_ms)
             except RecordsError as exc:
@@ -123,6 +123,24 @@ class Partition:
             for msg_id, offset_delta in plan.kept:
                 window.add(msg_id, result.base_offset + offset_delta, now_ms)
             return result
+
+    def _answer(self, duplicate: BatchMetadata) -> AppendResult:
+        """What a retried batch is answered: where it went the first time."""
+        logger.info(
+            "%s-%d: answered a retry of sequences %d..%d with its offsets %d..%d",
+            self.topic,
+            self.index,
+            duplicate.first_seq,
+            duplicate.last_seq,
+            duplicate.first_offset,
+            duplicate.last_offset,
+        )
+        return AppendResult(
+            duplicate.first_offset,
+            duplicate.last_offset,
+            duplicate.timestamp,
+            duplicate.last_offset,
+        )
 
     def _append(self, records: bytearray, batch: BatchHeader, now_ms: int) -> AppendResult:
         """Stamp the batch with the leader epoch, as Kafka does, then append it."""
@@ -191,13 +209,6 @@ class Partition:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-
-
-def _answer(duplicate: BatchMetadata) -> AppendResult:
-    """What a retried batch is answered: where it went the first time."""
-    return AppendResult(
-        duplicate.first_offset, duplicate.last_offset, duplicate.timestamp, duplicate.last_offset
-    )
 
 
 def load_producer_state(log: PartitionLog, expiration_ms: int) -> ProducerStateManager:
