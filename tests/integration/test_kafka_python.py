@@ -38,8 +38,8 @@ def create_topic(admin: KafkaAdminClient, partitions: int = 1) -> str:
 def produce(bootstrap: str, topic: str, records: list[Sample], **config: Any) -> list[int]:
     """Send `records` to partition 0 and return the offsets the broker acknowledged.
 
-    kafka-python 3 makes producers idempotent by default, which needs InitProducerId: not
-    served yet, so idempotence is turned off as for any broker without it."""
+    kafka-python 3 makes producers idempotent by default; these tests are about encodings and
+    offsets, so they use a plain producer (test_idempotence.py covers idempotence)."""
     producer = KafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
