@@ -231,7 +231,7 @@ class Broker:
             batches = [read_header(records)]
             _check_size(batches[0], limit)
         now_ms = int(time.time() * 1000)
-        window_ms = dedup_window_ms_for(self.image.topics[topic].configs)
+        window_ms = dedup_window_ms_for(configs)
         if window_ms > 0:
             result = await partition.append_deduplicated(records, batches[0], now_ms, window_ms)
         else:
