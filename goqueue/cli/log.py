@@ -34,7 +34,7 @@ def verify(
         ),
     ],
 ) -> None:
-    """Check every batch's CRC, record encoding, offset continuity and the index files."""
+    """Check every batch's CRC, record encoding, offset order and the index files."""
     stats = VerifyStats()
     with Progress(
         TextColumn("verifying"),
