@@ -98,3 +98,33 @@ def collect(
             raise AssertionError(f"timed out after {timeout:.0f}s: {len(got)}/{count} {what}")
         got.extend(fetch(count - len(got)))
     return got
+
+
+def read_back(
+    bootstrap: str, topic: str, partitions: int = 1, timeout: float = DEADLINE_S
+) -> dict[int, list[tuple[int, bytes]]]:
+    """(offset, value) of every record of each partition, read from the log start to the end
+    offset with kafka-python by manual assignment: what is stored, as a consumer sees it."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+    )
+    try:
+        tps = [TopicPartition(topic, index) for index in range(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        stored: dict[int, list[tuple[int, bytes]]] = {index: [] for index in range(partitions)}
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            assert time.monotonic() < deadline, f"read back {stored} of {ends}"
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                stored[tp.partition] += [(record.offset, record.value) for record in records]
+        return stored
+    finally:
+        consumer.close()

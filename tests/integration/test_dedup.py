@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as AioTopicPartition
-from client_compat import DEADLINE_S, unique_topic
+from client_compat import DEADLINE_S, read_back, unique_topic
 from confluent_kafka import OFFSET_BEGINNING, Consumer
 from confluent_kafka import TopicPartition as ConfluentTopicPartition
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from goqueue.broker.dedup import MSG_ID_HEADER
@@ -58,27 +58,7 @@ def send(producer: KafkaProducer, topic: str, value: bytes, **kwargs: Any) -> in
 
 
 def stored(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
-    """(offset, value) of every record of partition 0, read from the start to the end."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=100,
-    )
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        end = consumer.end_offsets([tp])[tp]
-        records: list[tuple[int, bytes]] = []
-        deadline = time.monotonic() + DEADLINE_S
-        while consumer.position(tp) < end:
-            assert time.monotonic() < deadline, f"read {records} of {end} offsets"
-            for batch in consumer.poll(timeout_ms=500).values():
-                records += [(record.offset, record.value) for record in batch]
-        return records
-    finally:
-        consumer.close()
+    return read_back(bootstrap, topic)[0]
 
 
 def test_a_message_sent_twice_within_the_window_is_stored_once(

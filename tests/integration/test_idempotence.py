@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from client_compat import unique_topic
+from client_compat import read_back, unique_topic
 from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kio.schema.errors import ErrorCode
 
 from goqueue.client.cluster import Cluster
@@ -159,8 +159,12 @@ class Ledger:
         else:
             self.failed[(partition, seq)] = error
 
-    def acked_at_least(self, count: int) -> Callable[[], bool]:
-        return lambda: len(self.acked) + len(self.failed) >= count
+    @property
+    def reported(self) -> int:
+        return len(self.acked) + len(self.failed)
+
+    def reported_at_least(self, count: int) -> Callable[[], bool]:
+        return lambda: self.reported >= count
 
 
 class NumberedSender:
@@ -183,7 +187,7 @@ class NumberedSender:
         raise NotImplementedError
 
     def outstanding(self) -> int:
-        return self._next - len(self.ledger.acked) - len(self.ledger.failed)
+        return self._next - self.ledger.reported
 
     def serve(self, timeout: float) -> None:
         """Let the client deliver and report for up to `timeout` seconds."""
@@ -277,32 +281,6 @@ def create_topic(bootstrap: str, topic: str) -> None:
     futures[topic].result(timeout=IO_TIMEOUT_S)
 
 
-def read_partitions(
-    bootstrap: str, topic: str, deadline: float
-) -> dict[int, list[tuple[int, bytes]]]:
-    """Every stored (offset, value) of every partition, from the beginning."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=100,
-    )
-    try:
-        partitions = [TopicPartition(topic, index) for index in range(PARTITIONS)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        stored: dict[int, list[tuple[int, bytes]]] = {index: [] for index in range(PARTITIONS)}
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            assert time.monotonic() < deadline, f"read back only part of {ends}"
-            for tp, records in consumer.poll(timeout_ms=500).items():
-                stored[tp.partition] += [(record.offset, record.value) for record in records]
-        return stored
-    finally:
-        consumer.close()
-
-
 SENDERS = {"confluent-kafka": ConfluentSender, "kafka-python": KafkaPythonSender}
 
 
@@ -319,19 +297,19 @@ def test_idempotent_producer_through_sigkills_writes_each_message_once_in_order(
     sender = SENDERS[client](broker.bootstrap, topic, ledger)
 
     for target in KILL_AT_ACKED:
-        sender.run_until(ledger.acked_at_least(target), deadline, f"{target} reports")
-        acked = len(ledger.acked)
+        sender.run_until(ledger.reported_at_least(target), deadline, f"{target} reports")
+        before = ledger.reported
         for _ in range(BURST):
             sender.send_next()
-        sender.wait_until(lambda: len(ledger.acked) > acked, deadline, "the burst's first ack")
+        sender.wait_until(ledger.reported_at_least(before + 1), deadline, "the burst's first ack")
         assert sender.outstanding() > 0, "the kill should catch messages in flight"
         broker.kill()
         broker.start()
-    sender.run_until(ledger.acked_at_least(FINAL_ACKED), deadline, f"{FINAL_ACKED} reports")
+    sender.run_until(ledger.reported_at_least(FINAL_ACKED), deadline, f"{FINAL_ACKED} reports")
     sender.drain(deadline)
     assert not ledger.failed, f"failed deliveries: {dict(list(ledger.failed.items())[:5])}"
 
-    stored = read_partitions(broker.bootstrap, topic, deadline)
+    stored = read_back(broker.bootstrap, topic, PARTITIONS)
     for partition in range(PARTITIONS):
         expected = [b"%d:%d" % (partition, seq) for seq in range(sender.sent[partition])]
         got = [value for _, value in stored[partition]]
