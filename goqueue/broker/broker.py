@@ -445,7 +445,10 @@ class Broker:
             partition.producers.remove_expired(now_ms, self.settings.producer_id_expiration_ms)
             if partition.dedup is not None:
                 window_ms = dedup_window_ms_for(self.image.topics[partition.topic].configs)
-                partition.dedup.expire(now_ms - window_ms)
+                if window_ms > 0:
+                    partition.dedup.expire(now_ms - window_ms)
+                else:
+                    partition.dedup = None
 
     def _log_config(self, topic: str) -> LogConfig:
         info = self.image.topics.get(topic)

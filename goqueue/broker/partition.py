@@ -58,7 +58,7 @@ class Partition:
         window must not change between their lookups and their append."""
         self._snapshots = SnapshotFiles(log.directory)
         self._waiters: set[asyncio.Future[None]] = set()
-        log.on_roll = self._snapshot_at_roll
+        log.on_roll = self._write_snapshot
 
     @classmethod
     def open(cls, topic: str, index: int, log: PartitionLog, expiration_ms: int) -> Partition:
@@ -164,8 +164,9 @@ class Partition:
         return window
 
     def save_producer_state(self) -> None:
-        """Snapshot the producer state at the log end, durably (for a clean shutdown)."""
-        self._write_snapshot(self.log.log_end_offset, durable=True)
+        """Snapshot the producer state at the log end (at shutdown). Not fsynced: a snapshot
+        torn by a power cut is detected and the state rebuilt from an older one and the log."""
+        self._write_snapshot(self.log.log_end_offset)
 
     async def _save_producer_state_durably(self) -> None:
         """Snapshot producer state that the log does not hold. The log is flushed first, so
@@ -181,13 +182,10 @@ class Partition:
         except OSError as exc:
             logger.warning("%s-%d: cannot snapshot producer state: %s", self.topic, self.index, exc)
 
-    def _snapshot_at_roll(self, offset: int) -> None:
-        self._write_snapshot(offset, durable=False)
-
-    def _write_snapshot(self, offset: int, *, durable: bool) -> None:
+    def _write_snapshot(self, offset: int) -> None:
         """A failed snapshot costs only a longer replay at the next start: log it, go on."""
         try:
-            self._snapshots.write(offset, self.producers.encode(), durable=durable)
+            self._snapshots.write(offset, self.producers.encode(), durable=False)
             self._snapshots.delete_before(self.log.log_start_offset)
         except OSError as exc:
             logger.warning(
