@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from kio.schema.errors import ErrorCode
+from log_helpers import read_all
 
 from goqueue.broker.errors import BrokerError
 from goqueue.broker.partition import Partition
@@ -18,7 +19,6 @@ from goqueue.log.snapshots import SnapshotFiles
 from goqueue.records.batch import BatchHeader, read_header
 from goqueue.records.builder import NewRecord, build_batch
 from goqueue.records.reader import iter_records
-from tests.unit.log_helpers import read_all
 
 DAY_MS = 24 * 60 * 60 * 1000
 LATER = time.time_ns() // 1_000_000 + 60_000
