@@ -15,7 +15,7 @@ from goqueue.http.server import HttpServer
 from goqueue.metadata.image import MetadataImage
 from goqueue.observability.collectors import BrokerCollector
 from goqueue.observability.health import Readiness
-from goqueue.observability.lag import LagReader
+from goqueue.observability.lag import LagReader, group_coordinator_lag
 from goqueue.observability.loop_lag import LoopLagMonitor
 from goqueue.observability.metrics import BrokerMetrics
 from goqueue.protocol.kafka.server import KafkaServer
@@ -64,10 +64,10 @@ class BrokerNode:
         readiness.add("accepting_clients", lambda: self._serving)
         return readiness
 
-    def _group_lag_reader(self) -> LagReader | None:
-        """Consumer group lag for `/metrics` and `/api/v1/groups`: the hook for the group
-        coordinator's lag function; None (no lag metrics, no groups route) without one."""
-        return None
+    def _group_lag_reader(self) -> LagReader:
+        """Consumer group lag for `/metrics` and `/api/v1/groups`, from the group coordinator;
+        later group kinds (share groups) add their lag here."""
+        return group_coordinator_lag(self.broker.groups)
 
     async def start(self) -> None:
         await self.http.start()

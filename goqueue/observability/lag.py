@@ -11,9 +11,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from goqueue.broker.errors import BrokerError
+
+if TYPE_CHECKING:
+    from goqueue.coordinator.group.coordinator import GroupCoordinator
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +108,32 @@ class LagCollector(Collector):
             group_lag.add_metric([group.group], group.max_lag)
             group_seconds.add_metric([group.group], group.max_lag_seconds)
         yield from (partition_lag, partition_seconds, group_lag, group_seconds)
+
+
+def group_coordinator_lag(groups: GroupCoordinator) -> LagReader:
+    """The lag of every group the coordinator serves: each group's committed offsets against
+    the logs, the age of the next unconsumed record read from the log by the coordinator."""
+
+    async def read() -> list[GroupPartitionLag]:
+        _loading, listed = await groups.list_groups()
+        lags: list[GroupPartitionLag] = []
+        for group in listed:
+            try:
+                partitions = await groups.lag(group.group_id)
+            except BrokerError:
+                continue
+            lags.extend(
+                GroupPartitionLag(
+                    group.group_id,
+                    lag.topic,
+                    lag.partition,
+                    lag.committed_offset,
+                    lag.log_end_offset,
+                    lag.lag,
+                    None if lag.time_lag_ms is None else lag.time_lag_ms / 1000,
+                )
+                for lag in partitions
+            )
+        return lags
+
+    return read

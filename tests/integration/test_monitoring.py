@@ -79,6 +79,19 @@ def produce_one_by_one(
         producer.close()
 
 
+def consume(consumer: KafkaConsumer, count: int, what: str) -> list[Any]:
+    """Poll until `count` records arrived, asking for no more than are missing."""
+    return collect(
+        lambda missing: [
+            record
+            for records in consumer.poll(timeout_ms=500, max_records=missing).values()
+            for record in records
+        ],
+        count,
+        what,
+    )
+
+
 def test_metrics_match_what_the_clients_did(broker: BrokerProcess) -> None:
     topic = create_topic(broker, partitions=2)
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, client_id="monitoring-admin")
@@ -91,15 +104,7 @@ def test_metrics_match_what_the_clients_did(broker: BrokerProcess) -> None:
     try:
         consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
         consumer.seek_to_beginning()
-        received = collect(
-            lambda missing: [
-                record
-                for records in consumer.poll(timeout_ms=500, max_records=missing).values()
-                for record in records
-            ],
-            sent,
-            "records",
-        )
+        received = consume(consumer, sent, "records")
     finally:
         consumer.close()
     assert len(received) == sent
@@ -143,6 +148,37 @@ def test_metrics_match_what_the_clients_did(broker: BrokerProcess) -> None:
     assert value(after, "process_resident_memory_bytes") > 0
     assert value(after, "process_open_fds") > 0
     assert value(after, "goqueue_event_loop_lag_seconds_count") > 0
+
+
+def test_consumer_group_lag_follows_the_committed_offsets(broker: BrokerProcess) -> None:
+    topic = create_topic(broker)
+    group = unique_topic("monitoring-group")
+    produce_one_by_one(broker, topic, 20, 1, "lag-producer")
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    labels = {"group": group, "topic": topic, "partition": "0"}
+    try:
+        consume(consumer, 5, "the first records")
+        consumer.commit()
+        lagging = scrape(broker)
+        assert value(lagging, "goqueue_consumer_group_lag_records", **labels) == 15
+        assert value(lagging, "goqueue_consumer_group_max_lag_records", group=group) == 15
+        assert value(lagging, "goqueue_consumer_group_lag_seconds", **labels) >= 0
+        (described,) = [g for g in http(broker, "/api/v1/groups").json() if g["group"] == group]
+        assert described["max_lag"] == 15
+        assert described["partitions"][0]["committed_offset"] == 5
+        consume(consumer, 15, "the remaining records")
+        consumer.commit()
+    finally:
+        consumer.close()
+    caught_up = scrape(broker)
+    assert value(caught_up, "goqueue_consumer_group_lag_records", **labels) == 0
+    assert value(caught_up, "goqueue_consumer_group_max_lag_seconds", group=group) == 0
 
 
 def write_unclean_tail(data_dir: Path, topic: str, first_offset: int, count: int) -> None:
