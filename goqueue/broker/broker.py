@@ -58,6 +58,7 @@ from goqueue.metadata.store import (
     TopicExistsError,
     UnknownTopicError,
 )
+from goqueue.observability.logs import fields
 from goqueue.observability.metrics import BrokerMetrics
 from goqueue.records.batch import BatchHeader, read_header, scan_batches
 from goqueue.records.compression import Compression
@@ -516,6 +517,7 @@ class Broker:
                             log.topic,
                             log.partition,
                             log.log_start_offset,
+                            extra=fields(topic=log.topic, partition=log.partition),
                         )
 
     def _schedule_cleaning(self) -> None:

@@ -18,7 +18,7 @@ import pytest
 from client_compat import collect, unique_topic, wait_for
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
 from prometheus_client.parser import text_string_to_metric_families
 
 from goqueue.log.layout import partition_dir_name, segment_path
@@ -51,32 +51,39 @@ def value(series: Series, name: str, **labels: str) -> float:
     return sum(v for (n, have), v in series.items() if n == name and wanted <= have)
 
 
-def create_topic(process: BrokerProcess, partitions: int = 1) -> str:
+def create_topic(
+    process: BrokerProcess, partitions: int = 1, configs: dict[str, str] | None = None
+) -> str:
     name = unique_topic("monitoring")
     admin = KafkaAdminClient(bootstrap_servers=process.bootstrap, client_id="monitoring-admin")
     try:
-        admin.create_topics([NewTopic(name, partitions, 1)])
+        admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs or {})])
     finally:
         admin.close()
     return name
+
+
+def producer(process: BrokerProcess, client_id: str) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=process.bootstrap,
+        acks=1,
+        linger_ms=0,
+        retries=0,
+        enable_idempotence=False,
+        client_id=client_id,
+    )
 
 
 def produce_one_by_one(
     process: BrokerProcess, topic: str, count: int, partitions: int, client_id: str
 ) -> None:
     """One Produce request per record: each send waits for its acknowledgement."""
-    producer = KafkaProducer(
-        bootstrap_servers=process.bootstrap,
-        acks=1,
-        linger_ms=0,
-        enable_idempotence=False,
-        client_id=client_id,
-    )
+    sender = producer(process, client_id)
     try:
         for i in range(count):
-            producer.send(topic, b"record %d" % i, partition=i % partitions).get(timeout=10)
+            sender.send(topic, b"record %d" % i, partition=i % partitions).get(timeout=10)
     finally:
-        producer.close()
+        sender.close()
 
 
 def consume(consumer: KafkaConsumer, count: int, what: str) -> list[Any]:
@@ -279,7 +286,7 @@ def json_lines(process: BrokerProcess) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if not line.startswith("Go-Queue broker listening")]
 
 
-def test_json_logs_slow_requests_and_a_runtime_log_level(tmp_path: Path) -> None:
+def test_json_logs_with_context_slow_requests_and_a_runtime_log_level(tmp_path: Path) -> None:
     process = BrokerProcess(
         tmp_path / "data", "--log-format", "json", env={"GOQUEUE_REQUEST_SLOW_LOG_MS": "0"}
     )
@@ -313,6 +320,26 @@ def test_json_logs_slow_requests_and_a_runtime_log_level(tmp_path: Path) -> None
         refused = httpx.put(url, json={"level": "chatty"})
         assert refused.status_code == 422
         assert "log level must be one of" in refused.text
+
+        small = create_topic(process, configs={"max.message.bytes": "100"})
+        oversized = producer(process, "oversized-client")
+        with pytest.raises(MessageSizeTooLargeError):
+            oversized.send(small, b"x" * 500).get(timeout=10)
+        oversized.close()
+        (refusal,) = wait_for(
+            lambda: (
+                [
+                    line
+                    for line in json_lines(process)
+                    if line["message"].startswith(f"produce to {small}-0")
+                    and line.get("client_id") == "oversized-client"
+                ]
+                or None
+            ),
+            "the refused produce's log line",
+        )
+        assert (refusal["topic"], refusal["partition"]) == (small, 0)
+        assert refusal["error_code"] == "message_too_large"
     assert process.stop() == 0
     assert json_lines(process)[-1]["message"] == "shutdown complete"
 

@@ -10,6 +10,7 @@ from kio.schema.errors import ErrorCode
 from kio.static.protocol import ResponsePayload
 
 from goqueue.broker.errors import BrokerError
+from goqueue.observability.logs import fields
 from goqueue.protocol.kafka.api import Api, RequestContext, topic_name
 from goqueue.protocol.kafka.codec import build, nested, response_type
 
@@ -52,6 +53,7 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Non
                         context.peer,
                         code.name,
                         message or "",
+                        extra=fields(topic=name, partition=data.index, error_code=code),
                     )
             if code != ErrorCode.none and request.acks == 0:
                 raise AcksZeroProduceError(f"{code.name}: {message}")
