@@ -47,7 +47,7 @@ COMPARE_HELP = {
     "workloads": f"workloads to run, comma-separated, of: {', '.join(WORKLOADS)}",
     "runs": HELP["runs"],
     "value_size": HELP["value_size"],
-    "produce_messages": "messages per max-throughput run (split over the producers)",
+    "produce_seconds": "seconds of sending per max-throughput run",
     "produce_partitions": "partition counts of the max-throughput workload",
     "producers": "producer process counts of the max-throughput workload",
     "latency_rates": "fixed rates (msg/s) of the latency workload",

@@ -35,9 +35,11 @@ FANOUT = "4. Fan-out"
 PARTITIONS = "5. Many partitions"
 PERCENTILES = {"p50 ms": 0.5, "p99 ms": 0.99, "p99.9 ms": 0.999, "max ms": 1.0}
 LATENCY_GRACE_S = 20.0
-ADMIN_TIME_LIMIT_S = 600.0
+ADMIN_TIME_LIMIT_S = 300.0
 IDLE_SETTLE_S = 2.0
 PROFILED_TARGET = "goqueue-kafka"
+UNBOUNDED = 10**12
+"""Message count of a producer that stops at its time limit instead."""
 
 Measure = Callable[[], dict[str, float]]
 """One run of a workload case: returns a value per metric."""
@@ -85,7 +87,7 @@ class CompareRun:
                 if "partitions" in workloads:
                     for target in mine:
                         if target.many_partitions:
-                            self.many_partitions(root / f"{system_name}-partitions", target)
+                            self.many_partitions(root / f"{target.name}-partitions", target)
         self.results.notes.append(f"load average at the end: {load_average()}")
 
     def _system(self, directory: Path, name: str) -> System:
@@ -130,12 +132,16 @@ class CompareRun:
             for _ in range(self.config.runs):
                 runs.append(measure())
         except BenchError as exc:
-            self.results.cells.append(Cell(workload, case, label, "", None, str(exc)[:300]))
-            self.results.notes.append(f"{label}, {workload}, {case}: failed: {exc}")
+            self.fail(workload, case, label, str(exc))
             return
         for metric in runs[0]:
             summary = Summary.of([run[metric] for run in runs])
             self.results.cells.append(Cell(workload, case, label, metric, summary))
+
+    def fail(self, workload: str, case: str, label: str, reason: str) -> None:
+        """A case that could not be measured: a short reason in its cell, all of it in notes."""
+        self.results.cells.append(Cell(workload, case, label, "", None, reason[:200]))
+        self.results.notes.append(f"{label}, {workload}, {case}: failed: {reason}")
 
     def fresh_topic(self, client: Client, partitions: int, groups: int) -> str:
         topic = f"bench-{self.stamp.replace('-', '')}-{next(self._topics)}"
@@ -164,14 +170,22 @@ class CompareRun:
     def produce_once(
         self, client: Client, system: System, partitions: int, producers: int
     ) -> dict[str, float]:
+        """Every producer sends for `--produce-seconds`; everything sent must be acknowledged."""
         topic = self.fresh_topic(client, partitions, 0)
-        each = self.config.produce_messages // producers
         specs = [
-            self.produce_spec(topic, partitions, each, first_partition=i) for i in range(producers)
+            ProduceSpec(
+                topic,
+                partitions,
+                UNBOUNDED,
+                self.config.value_size,
+                self.config.produce_seconds,
+                first_partition=i,
+            )
+            for i in range(producers)
         ]
         outcome = run_workers(client, system.pids, specs, [])
         admin(client, "delete", (topic, partitions, 0), ADMIN_TIME_LIMIT_S)
-        return self.produce_figures(outcome, producers * each)
+        return self.produce_figures(outcome, sum(p.sent for p in outcome.producers))
 
     def produce_figures(self, outcome: Outcome, expected: int) -> dict[str, float]:
         acked = sum(p.acked for p in outcome.producers)
@@ -211,33 +225,46 @@ class CompareRun:
             )
         ordered = sorted(received.latencies_ns)
         figures = {name: percentile(ordered, q) / 1e6 for name, q in PERCENTILES.items()}
-        figures["rate achieved msg/s"] = sent.sent / ((sent.end_ns - sent.start_ns) / 1e9)
+        figures["rate achieved msg/s"] = sent.send_rate
         figures["broker CPU %"] = outcome.broker_cpu_pct
         return figures
 
     def drain(self, label: str, client: Client, system: System) -> None:
-        run = partial(self.drain_once, client, system)
-        self.repeat(DRAIN, f"{self.config.backlog_mib:,} MiB backlog", label, run)
-
-    def drain_once(self, client: Client, system: System) -> dict[str, float]:
+        """One backlog, read by a fresh consumer group per run (on RabbitMQ queues, where
+        reading consumes, each group has its own queue and so its own copy of the backlog)."""
         config = self.config
         messages = config.backlog_mib * MIB // config.value_size
-        topic = self.fresh_topic(client, 1, 1)
-        filled = run_workers(client, system.pids, [self.produce_spec(topic, 1, messages)], [])
-        fill = self.produce_figures(filled, messages)
-        consumer = ConsumeSpec(topic, 0, messages, config.value_size, config.time_limit_seconds)
+        case = f"{config.backlog_mib:,} MiB backlog"
+        try:
+            topic = self.fresh_topic(client, 1, config.runs)
+            filled = run_workers(client, system.pids, [self.produce_spec(topic, 1, messages)], [])
+            fill = self.produce_figures(filled, messages)["msg/s"]
+        except BenchError as exc:
+            self.fail(DRAIN, case, label, f"filling the backlog: {exc}")
+            return
+        groups = count()
+        self.repeat(DRAIN, case, label, partial(self.drain_once, client, system, topic, groups))
+        admin(client, "delete", (topic, 1, config.runs), ADMIN_TIME_LIMIT_S)
+        self.results.notes.append(f"{label}: backlog filled at {fill:,.0f} msg/s (one producer)")
+
+    def drain_once(
+        self, client: Client, system: System, topic: str, groups: count[int]
+    ) -> dict[str, float]:
+        config = self.config
+        messages = config.backlog_mib * MIB // config.value_size
+        consumer = ConsumeSpec(
+            topic, next(groups), messages, config.value_size, config.time_limit_seconds
+        )
         outcome = run_workers(client, system.pids, [], [consumer])
-        admin(client, "delete", (topic, 1, 1), ADMIN_TIME_LIMIT_S)
         received = outcome.consumers[0]
         if received.received != messages:
             raise BenchError(f"drained {received.received} of {messages} in time")
         seconds = (received.end_ns - received.start_ns) / 1e9
         return {
-            "drain msg/s": messages / seconds,
-            "drain MB/s": messages * config.value_size / seconds / 1e6,
+            "msg/s": messages / seconds,
+            "MB/s": messages * config.value_size / seconds / 1e6,
             "broker CPU %": outcome.broker_cpu_pct,
             "client CPU %": outcome.client_cpu_pct,
-            "fill msg/s": fill["msg/s"],
         }
 
     def fanout(self, label: str, client: Client, system: System) -> None:
@@ -297,7 +324,9 @@ class CompareRun:
             outcome = run_workers(client, system.pids, [spec], [])
             loaded = broker_rss_mb(system)
         finally:
+            stopping = time.monotonic()
             system.stop()
+        stop_s = time.monotonic() - stopping
         sent = outcome.producers[0]
         if sent.acked != messages:
             raise BenchError(f"{sent.acked} of {messages} acknowledged in time")
@@ -307,7 +336,8 @@ class CompareRun:
             "RSS after create MB": created,
             "RSS after load MB": loaded,
             "broker CPU %": outcome.broker_cpu_pct,
-            "rate achieved msg/s": sent.acked / ((sent.end_ns - sent.start_ns) / 1e9),
+            "rate achieved msg/s": sent.send_rate,
+            "stop s": stop_s,
         }
 
     def physical_limits(self, root: Path) -> None:
@@ -349,11 +379,12 @@ class CompareRun:
         recorder = PySpyRecorder(py_spy, pid, raw, self.config.time_limit_seconds + 30)
         topic = self.fresh_topic(client, 1, 0)
         with recorder:
-            outcome = run_workers(
-                client, system.pids, [self.produce_spec(topic, 1, self.config.produce_messages)], []
+            spec = ProduceSpec(
+                topic, 1, UNBOUNDED, self.config.value_size, self.config.produce_seconds
             )
+            outcome = run_workers(client, system.pids, [spec], [])
         admin(client, "delete", (topic, 1, 0), ADMIN_TIME_LIMIT_S)
-        figures = self.produce_figures(outcome, self.config.produce_messages)
+        figures = self.produce_figures(outcome, outcome.producers[0].sent)
         if recorder.summary is not None:
             self.results.profiles["Go-Queue, max producer throughput (1 partition, 1 producer)"] = (
                 recorder.summary
@@ -370,10 +401,10 @@ class CompareRun:
         descriptions = {
             "produce": (
                 PRODUCE,
-                f"{c.produce_messages:,} messages of {size} per run, split evenly over the "
-                "producers (one process each), each sending round-robin over all partitions as "
-                "fast as acknowledgements allow; timed from the first send to the last "
-                "acknowledgement. A fresh topic per run.",
+                f"Each producer (one process each) sends {size} for {c.produce_seconds:g} s, "
+                "round-robin over all partitions, as fast as the client's acknowledgement window "
+                "allows; every message sent must be acknowledged. Timed from the first send to "
+                "the last acknowledgement. A fresh topic per run.",
             ),
             "latency": (
                 LATENCY,
@@ -387,9 +418,9 @@ class CompareRun:
             "drain": (
                 DRAIN,
                 f"A backlog of {c.backlog_mib:,} MiB ({backlog:,} messages of {size}) is "
-                "produced into one partition (fill msg/s), then one consumer reads all of it, "
-                "timed from the start signal (connected, not yet subscribed) to the last "
-                "message.",
+                "produced into one partition once (its fill rate is in the notes); then each "
+                "run, one consumer of a fresh consumer group reads all of it, timed from the "
+                "start signal (connected, not yet subscribed) to the last message.",
             ),
             "fanout": (
                 FANOUT,
@@ -404,7 +435,7 @@ class CompareRun:
                 f"is created (create s), then one producer sends {c.partition_rate:g} msg/s to "
                 f"each partition, round-robin, for {c.partition_seconds:g} s ({size}). Memory "
                 "is the RSS of the server's process tree; broker CPU is over the producing "
-                "window.",
+                "window; stop s is how long a clean shutdown (SIGTERM) then takes.",
             ),
         }
         for name in dict.fromkeys(n for n in descriptions if n in workloads):

@@ -46,7 +46,7 @@ WORKLOADS = ("produce", "latency", "drain", "fanout", "partitions")
 class CompareConfig:
     """`python -m bench compare`: every system on the OpenMessaging-style workloads.
 
-    Lists are comma-separated so every field is one flag. Defaults take about half an hour on
+    Lists are comma-separated so every field is one flag. Defaults take about an hour on
     2 cores; `--quick` shrinks every count for a smoke run (figures then mean little).
     """
 
@@ -56,7 +56,7 @@ class CompareConfig:
     workloads: str = ",".join(WORKLOADS)
     runs: int = 3
     value_size: int = 1024
-    produce_messages: int = 300_000
+    produce_seconds: float = 5.0
     produce_partitions: str = "1,16"
     producers: str = "1,4"
     latency_rates: str = "10000,50000"
@@ -82,7 +82,7 @@ class CompareConfig:
 
 QUICK = {
     "runs": 1,
-    "produce_messages": 20_000,
+    "produce_seconds": 1.0,
     "produce_partitions": "1,16",
     "producers": "1,4",
     "latency_rates": "1000",

@@ -118,6 +118,12 @@ class ProduceResult:
     acked: int
     start_ns: int
     end_ns: int
+    last_send_ns: int
+
+    @property
+    def send_rate(self) -> float:
+        """Messages per second from the first send to the last (not to the last ack)."""
+        return (self.sent - 1) / max(1e-9, (self.last_send_ns - self.start_ns) / 1e9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +180,8 @@ class Receipts:
 
 class Pacer:
     """Which messages are due: message i at start + i/rate, or all of them at once without a
-    rate, in batches of at most `max_batch`; nothing after the producer's time limit."""
+    rate, in batches of at most `max_batch`; nothing after the producer's time limit (which
+    ends a throughput run by time rather than by count)."""
 
     def __init__(self, spec: ProduceSpec, max_batch: int) -> None:
         self.spec = spec
@@ -182,6 +189,7 @@ class Pacer:
         self.start_ns = time.monotonic_ns()
         self.deadline_ns = self.start_ns + int(spec.time_limit_s * 1e9)
         self.sent = 0
+        self.last_send_ns = self.start_ns
 
     def next_batch(self) -> range | float | None:
         """The next sequence numbers to send, else seconds to wait, else None when finished."""
@@ -195,6 +203,7 @@ class Pacer:
             return (self.start_ns + self.sent * 1e9 / rate - now) / 1e9 if rate else 0.0
         batch = range(self.sent, min(due, self.sent + self.max_batch))
         self.sent = batch.stop
+        self.last_send_ns = now
         return batch
 
     def batches(self) -> Iterator[range]:
@@ -214,7 +223,9 @@ class Pacer:
                 await asyncio.sleep(step)
 
     def result(self, acked: int) -> ProduceResult:
-        return ProduceResult(self.sent, acked, self.start_ns, time.monotonic_ns())
+        return ProduceResult(
+            self.sent, acked, self.start_ns, time.monotonic_ns(), self.last_send_ns
+        )
 
 
 class InFlight:
@@ -253,7 +264,8 @@ class Client(Protocol):
     and call `ready()` once connected, which returns when every worker is ready.
     """
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def create(self, topic: str, partitions: int, groups: int) -> None: ...
 

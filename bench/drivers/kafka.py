@@ -38,6 +38,8 @@ POLL_EVERY = 10_000
 """Messages between producer polls and deadline checks: often enough, cheap enough."""
 DRAIN_BATCH = 10_000
 SETUP_TIMEOUT_S = 30.0
+CREATE_S_PER_PARTITION = 0.02
+"""Extra time allowed per partition created (10,000 take about 25 s on 2 busy cores)."""
 LATENCY_GRACE_S = 10.0
 """How long after the last send the latency consumer may still wait for stragglers."""
 
@@ -57,16 +59,19 @@ class KafkaDriver:
     def create_topic(self, topic: str, partitions: int) -> None:
         """Create the topic and wait until its leaders are known, so runs start on a ready log."""
         admin = AdminClient(self._conf())
-        future = admin.create_topics([NewTopic(topic, partitions, 1)])[topic]
-        future.result(timeout=SETUP_TIMEOUT_S)
-        deadline = time.monotonic() + SETUP_TIMEOUT_S
+        limit = SETUP_TIMEOUT_S + partitions * CREATE_S_PER_PARTITION
+        future = admin.create_topics(
+            [NewTopic(topic, partitions, 1)], request_timeout=limit, operation_timeout=limit
+        )[topic]
+        future.result(timeout=limit)
+        deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            found = admin.list_topics(topic, timeout=SETUP_TIMEOUT_S).topics.get(topic)
+            found = admin.list_topics(topic, timeout=limit).topics.get(topic)
             leaders = [] if found is None or found.error else found.partitions.values()
             if len(leaders) == partitions and all(p.leader >= 0 for p in leaders):
                 return
             time.sleep(0.05)
-        raise BenchError(f"topic {topic} has no leaders after {SETUP_TIMEOUT_S}s")
+        raise BenchError(f"topic {topic} has no leaders after {limit:g}s")
 
     def create(self, topic: str, partitions: int, groups: int) -> None:
         """Consumer groups need nothing on the broker: readers assign and keep their position."""

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 import aio_pika
 from rstream import (
-    AMQPMessage,
     ConfirmationStatus,
     Consumer,
     ConsumerOffsetSpecification,
     MessageContext,
     OffsetType,
     Producer,
+    RawMessage,
 )
 
 from bench.drivers.base import (
@@ -150,7 +150,8 @@ class RabbitQueueClient:
 
 @dataclass(frozen=True, slots=True)
 class RabbitStreamClient:
-    """RabbitMQ streams over the stream protocol (port 5552), confirms counted per message."""
+    """RabbitMQ streams over the stream protocol (port 5552), confirms counted per message.
+    Values go out as raw bytes (no AMQP 1.0 envelope), as the other drivers send them."""
 
     host: str
     port: int
@@ -194,9 +195,9 @@ class RabbitStreamClient:
             ready()
             pacer = Pacer(spec, STREAM_BATCH)
             async for batch in pacer.abatches():
-                by_stream: dict[str, list[AMQPMessage]] = {}
+                by_stream: dict[str, list[RawMessage]] = {}
                 for seq in batch:
-                    body = AMQPMessage(body=spec.payload(seq, padding))
+                    body = RawMessage(spec.payload(seq, padding))
                     by_stream.setdefault(streams[spec.partition(seq)], []).append(body)
                 for stream, messages in by_stream.items():
                     await producer.send_batch(stream, messages, on_publish_confirm=on_confirm)
@@ -222,8 +223,8 @@ class RabbitStreamClient:
             ready()
             receipts = Receipts(spec)
 
-            async def on_message(message: AMQPMessage, context: MessageContext) -> None:
-                receipts.add([bytes(message.body)])
+            async def on_message(message: bytes, context: MessageContext) -> None:
+                receipts.add([message])
                 if receipts.done:
                     finished.set()
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 from importlib.metadata import version
 from pathlib import Path
 
 from goqueue.config.settings import BrokerSettings
 from goqueue.testing.process import BrokerProcess
+
+STOP_TIMEOUT_S = 300.0
 
 
 class GoQueueSystem:
@@ -45,8 +50,14 @@ class GoQueueSystem:
         self._process.start()
 
     def stop(self) -> int:
-        """SIGTERM and wait: a clean shutdown is part of what a run checks."""
-        return self._process.stop()
+        """SIGTERM and wait: a clean shutdown is part of what a run checks. Closing thousands
+        of partitions takes long (10,000 take about 100 s here); past STOP_TIMEOUT_S, SIGKILL."""
+        pid = self._process.pid
+        try:
+            return self._process.stop(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.kill(pid, signal.SIGKILL)
+            return os.waitpid(pid, 0)[1]
 
     @staticmethod
     def flush_interval_ms() -> int:

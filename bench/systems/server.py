@@ -24,7 +24,8 @@ POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 class System(Protocol):
     """A server under test for `python -m bench compare`."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     @property
     def version(self) -> str: ...
@@ -34,7 +35,8 @@ class System(Protocol):
 
     def start(self) -> None: ...
 
-    def stop(self) -> None: ...
+    def stop(self) -> object:
+        """Stop every process the system started; what it returns (an exit code) is unused."""
 
     def pids(self) -> list[int]: ...
 
