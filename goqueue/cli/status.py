@@ -79,6 +79,9 @@ def _print_topics(topics: list[dict[str, Any]]) -> None:
 
 
 def _print_groups(groups: list[dict[str, Any]]) -> None:
+    if not groups:
+        stdout.print("Consumer groups: none with committed offsets")
+        return
     table = Table("group", "max lag", "max lag (s)", title="Consumer groups", title_justify="left")
     for group in groups:
         table.add_row(group["group"], str(group["max_lag"]), f"{group['max_lag_seconds']:.1f}")
