@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from goqueue.http.models import GroupModel, GroupPartitionModel
-from goqueue.observability.lag import LagReader, largest_lags
+from goqueue.http.models import GroupModel
+from goqueue.observability.lag import GroupPartitionLag, LagReader, largest_lags
 
 
 def add_group_routes(app: FastAPI, read_lag: LagReader) -> None:
@@ -14,18 +14,9 @@ def add_group_routes(app: FastAPI, read_lag: LagReader) -> None:
     @app.get("/api/v1/groups", response_model=list[GroupModel], tags=["groups"])
     async def list_groups() -> list[GroupModel]:
         lags = await read_lag()
-        partitions: dict[str, list[GroupPartitionModel]] = {}
+        partitions: dict[str, list[GroupPartitionLag]] = {}
         for lag in lags:
-            partitions.setdefault(lag.group, []).append(
-                GroupPartitionModel(
-                    topic=lag.topic,
-                    partition=lag.partition,
-                    committed_offset=lag.committed_offset,
-                    log_end_offset=lag.log_end_offset,
-                    lag=lag.lag,
-                    lag_seconds=lag.lag_seconds,
-                )
-            )
+            partitions.setdefault(lag.group, []).append(lag)
         return [
             GroupModel(
                 group=group.group,

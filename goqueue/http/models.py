@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from goqueue.observability.lag import GroupPartitionLag
+
 
 class Cluster(BaseModel):
     cluster_id: str
@@ -47,20 +49,11 @@ class TopicModel(BaseModel):
     partitions: list[PartitionModel]
 
 
-class GroupPartitionModel(BaseModel):
-    topic: str
-    partition: int
-    committed_offset: int | None
-    log_end_offset: int
-    lag: int | None
-    lag_seconds: float | None
-
-
 class GroupModel(BaseModel):
     group: str
     max_lag: int
     max_lag_seconds: float
-    partitions: list[GroupPartitionModel]
+    partitions: list[GroupPartitionLag]
 
 
 class LogLevel(BaseModel):

@@ -57,6 +57,7 @@ class HttpServer:
         self._task = asyncio.create_task(
             self._server.serve(sockets=[self._socket]), name="goqueue-http"
         )
+        self._task.add_done_callback(_report_failure)
 
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish, close idle keep-alive connections."""
@@ -66,8 +67,14 @@ class HttpServer:
         try:
             await self._task
         except Exception:
-            logger.exception("the HTTP server failed while stopping")
+            logger.debug("the HTTP server had failed", exc_info=True)
         finally:
             self._task = None
             if self._socket is not None:
                 self._socket.close()
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    """The HTTP server should only end when stopped; say so at once if it dies instead."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the HTTP server stopped", exc_info=task.exception())

@@ -76,13 +76,13 @@ class BrokerCollector(Collector):
         }
         counts = {"total": 0, "offline": 0, "under_replicated": 0, "under_min_isr": 0}
         for state in partition_states(self._broker):
-            counts["total"] += 1
             counts["under_replicated"] += state.under_replicated
             counts["under_min_isr"] += state.under_min_isr
             partition = state.partition
             if partition is None:
                 counts["offline"] += 1
                 continue
+            counts["total"] += 1
             log = partition.log
             labels = [state.topic.name, str(state.index)]
             families["log_size_bytes"].add_metric(labels, log.size_bytes)
