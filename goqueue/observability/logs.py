@@ -14,21 +14,15 @@ import enum
 import json
 import logging
 from contextvars import ContextVar
-from typing import NamedTuple
 
 LOG_FORMATS = ("text", "json")
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-class RequestFields(NamedTuple):
-    """Who asked for what: the context of every line logged while a request is served."""
-
-    api: str
-    api_version: int
-    correlation_id: int
-    client_id: str | None
-    peer: str
-
+RequestFields = tuple[str, int, int, str | None, str]
+"""Who asked for what: API name, API version, correlation id, client id and peer address of
+the request being served; a plain tuple, as one is built for every request."""
+REQUEST_FIELD_NAMES = ("api", "api_version", "correlation_id", "client_id", "peer")
 
 current_request: ContextVar[RequestFields | None] = ContextVar("goqueue_request", default=None)
 
@@ -54,7 +48,9 @@ def _context(record: logging.LogRecord) -> dict[str, object]:
     request = current_request.get()
     if request is not None:
         context.update(
-            (key, value) for key, value in request._asdict().items() if value is not None
+            (key, value)
+            for key, value in zip(REQUEST_FIELD_NAMES, request, strict=True)
+            if value is not None
         )
     for key, value in vars(record).items():
         if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):

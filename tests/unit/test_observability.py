@@ -195,7 +195,7 @@ def record(message: str, **extra: object) -> logging.LogRecord:
 
 
 def test_json_lines_carry_the_request_context_and_extra_fields() -> None:
-    token = logs.current_request.set(logs.RequestFields("Produce", 9, 42, "my-client", "1.2.3.4:5"))
+    token = logs.current_request.set(("Produce", 9, 42, "my-client", "1.2.3.4:5"))
     try:
         line = logs.JsonFormatter().format(
             record("refused", **logs.fields(topic="t", partition=0, error_code=ErrorCode.none))

@@ -15,7 +15,7 @@ import time
 
 from goqueue.broker.broker import Broker
 from goqueue.log.partition_log import FileSlice
-from goqueue.observability.logs import RequestFields, current_request
+from goqueue.observability.logs import current_request
 from goqueue.protocol.kafka.api import RequestContext, Response
 from goqueue.protocol.kafka.codec import (
     FramingError,
@@ -133,9 +133,7 @@ class KafkaConnection:
         request = read_body(payload_type, frame, body_offset)
         context = RequestContext(self._broker, header, self.peer)
         log_context = current_request.set(
-            RequestFields(
-                api.name, header.api_version, header.correlation_id, header.client_id, self.peer
-            )
+            (api.name, header.api_version, header.correlation_id, header.client_id, self.peer)
         )
         response = await api.handle(context, request)
         body = self._count_traffic(response)
