@@ -149,6 +149,8 @@ def plan_pass(
                 first_uncleanable = max(segment.base_offset, first_dirty)
                 break
     cleanable = [s for s in dirty if s.base_offset < first_uncleanable]
+    if first_uncleanable <= first_dirty:
+        cleanable = []
     first_timestamps = [s.first_batch_timestamp for s in cleanable if s.first_batch_timestamp >= 0]
     return PassPlan(
         log=log,
@@ -231,17 +233,18 @@ def build_offset_map(
     offset_map = OffsetMap(capacity, plan.first_dirty)
 
     def on_batch(header: BatchHeader, batch: memoryview) -> None:
-        if header.last_offset < plan.first_dirty:
+        if header.last_offset < plan.first_dirty or header.base_offset >= plan.first_uncleanable:
             return
         if not (header.is_control or header.is_transactional):
             for record in iter_raw_records(header, batch):
                 offset = header.base_offset + record.offset_delta
                 key = record.key
-                if key is None or offset < plan.first_dirty:
+                if key is None or not plan.first_dirty <= offset < plan.first_uncleanable:
                     continue
                 if not offset_map.put(key, offset):
                     raise _MapFull()
-        offset_map.latest_offset = max(offset_map.latest_offset, header.last_offset)
+        latest = min(header.last_offset, plan.first_uncleanable - 1)
+        offset_map.latest_offset = max(offset_map.latest_offset, latest)
 
     for source, after in pairwise(sources):
         if source.base_offset >= plan.first_uncleanable:

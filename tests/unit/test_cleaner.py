@@ -197,6 +197,21 @@ def test_records_younger_than_min_compaction_lag_stay(directory: Path) -> None:
     log.close()
 
 
+def test_nothing_is_mapped_past_a_young_segment_holding_the_checkpoint(directory: Path) -> None:
+    log = open_log(directory)
+    fill(log, 30)
+    young = put(log, [(KEYS[0], b"young"), (KEYS[1], b"young")], timestamp=NOW - 10)
+    for _ in range(20):
+        put(log, [(KEYS[0], b"younger")], timestamp=NOW - 5)
+    assert log.segments[-1].base_offset > young + 2
+    (directory / CHECKPOINT_FILE).write_text(f"{young + 1}\n")
+    before = records(log)
+    lagging = CleanerConfig(min_cleanable_ratio=0.0, min_compaction_lag_ms=1000)
+    assert clean(log, lagging) is None
+    assert records(log) == before
+    log.close()
+
+
 def test_tombstones_stay_for_delete_retention_then_go(directory: Path) -> None:
     log = open_log(directory)
     put(log, [(b"gone-1", b"old"), (b"gone-2", b"old")])
