@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from kio.schema.errors import ErrorCode
+from log_helpers import append
 
 from goqueue.log.config import LogConfig
 from goqueue.log.partition_log import PartitionLog
@@ -23,7 +24,6 @@ from goqueue.observability.lag import GroupPartitionLag, largest_lags
 from goqueue.observability.requests import RequestObserver
 from goqueue.observability.traffic import Traffic, offsets_in
 from goqueue.protocol.kafka.codec import build, nested, response_type
-from tests.unit.log_helpers import append
 
 
 def test_histogram_counts_a_value_in_the_first_bucket_it_does_not_exceed() -> None:
