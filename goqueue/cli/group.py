@@ -198,10 +198,16 @@ class Target:
 
 async def plan_reset(
     admin: Admin, group_id: str, topics: Sequence[str], all_topics: bool, target: Target
-) -> tuple[str, dict[TopicPartition, tuple[int | None, int]]]:
-    """The group's state and, per partition, (current committed offset, new offset). New
-    offsets stay within the log, as Kafka's tool keeps them."""
+) -> dict[TopicPartition, tuple[int | None, int]]:
+    """Per partition, (current committed offset, new offset); new offsets stay within the
+    log, as Kafka's tool keeps them. Refused while the group has active members, whose own
+    commits would undo the reset (and which the broker would refuse anyway)."""
     group = await admin.describe_group(group_id)
+    if group.state not in INACTIVE_STATES:
+        raise CommandError(
+            f"group {group_id!r} is {group.state}: offsets can only be reset while it has no "
+            "active members; stop its consumers first"
+        )
     committed = await admin.list_group_offsets(group_id)
     partitions = await _reset_partitions(admin, topics, all_topics, committed)
     starts = await admin.list_offsets(dict.fromkeys(partitions, EARLIEST))
@@ -227,7 +233,7 @@ async def plan_reset(
                 raise CommandError(f"{tp.topic} partition {tp.partition} has no committed offset")
             new = current + (target.shift or 0)
         plan[tp] = (current, min(max(new, start), end))
-    return group.state, plan
+    return plan
 
 
 async def _reset_partitions(
@@ -310,20 +316,15 @@ def reset_offsets(
         shift=shift_by,
     )
 
-    async def run(admin: Admin) -> tuple[str, dict[TopicPartition, tuple[int | None, int]]]:
-        state, plan = await plan_reset(admin, group_id, topic or [], all_topics, target)
-        if state not in INACTIVE_STATES:
-            raise CommandError(
-                f"group {group_id!r} is {state}: offsets can only be reset while it has no "
-                "active members; stop its consumers first"
-            )
+    async def run(admin: Admin) -> dict[TopicPartition, tuple[int | None, int]]:
+        plan = await plan_reset(admin, group_id, topic or [], all_topics, target)
         if execute:
             await admin.alter_group_offsets(
                 group_id, {tp: Committed(new) for tp, (_current, new) in plan.items()}
             )
-        return state, plan
+        return plan
 
-    _state, plan = with_admin(bootstrap, run)
+    plan = with_admin(bootstrap, run)
     table = Table("Topic", "Partition", "Current offset", "New offset")
     for tp, (current, new) in plan.items():
         table.add_row(tp.topic, str(tp.partition), _or_dash(current), str(new))

@@ -58,12 +58,13 @@ class OffsetStore:
         metadata_max_bytes: int,
     ) -> tuple[dict[TopicPartition, ErrorCode], list[Record]]:
         """The records of a commit and each partition's answer: OFFSET_METADATA_TOO_LARGE
-        for metadata above `offset.metadata.max.bytes`, the others are written."""
+        for metadata longer than `offset.metadata.max.bytes`, the others are written. Kafka
+        compares the length of the Java string (UTF-16 code units), not its bytes."""
         errors: dict[TopicPartition, ErrorCode] = {}
         records: list[Record] = []
         for partition, commit in offsets.items():
             metadata = commit.metadata or ""
-            if len(metadata) > metadata_max_bytes:
+            if len(metadata.encode("utf-16-le")) // 2 > metadata_max_bytes:
                 errors[partition] = ErrorCode.offset_metadata_too_large
                 continue
             errors[partition] = ErrorCode.none
