@@ -204,6 +204,29 @@ class BrokerSettings:
             validator=Between(1, 2**31 - 1),
         ),
     )
+    group_consumer_session_timeout_ms: int = field(
+        default=45_000,
+        metadata=_meta(
+            "Session timeout of the members of KIP-848 consumer groups (group.protocol=consumer): "
+            "a member that does not heartbeat for this long is removed.",
+            validator=Between(1, 2**31 - 1),
+        ),
+    )
+    group_consumer_heartbeat_interval_ms: int = field(
+        default=5000,
+        metadata=_meta(
+            "How often members of KIP-848 consumer groups heartbeat; they learn of new "
+            "assignments at their next heartbeat.",
+            validator=Between(1, 2**31 - 1),
+        ),
+    )
+    group_consumer_max_size: int = field(
+        default=2**31 - 1,
+        metadata=_meta(
+            "Most members a KIP-848 consumer group may have (GROUP_MAX_SIZE_REACHED).",
+            validator=Between(1, 2**31 - 1),
+        ),
+    )
     log_segment_bytes: int = field(
         default=1024 * 1024 * 1024,
         metadata=_topic_default("Default size at which a segment rolls."),

@@ -5,6 +5,7 @@ then replayed into the shard when the operation asks for it."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -102,3 +103,16 @@ class Harness(Generic[S]):
             restarted.shard.replay(offset, record)
         restarted.shard.on_loaded()
         return restarted
+
+
+class NoTopics:
+    """A cluster without topics, for shards whose tests need none."""
+
+    def by_name(self, name: str) -> tuple[uuid.UUID, int] | None:
+        return None
+
+    def name_of(self, topic_id: uuid.UUID) -> str | None:
+        return None
+
+
+NO_TOPICS = NoTopics()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from coordinator_fakes import Harness, Waiter
+from coordinator_fakes import NO_TOPICS, Harness, Waiter
 from kio.schema.errors import ErrorCode
 
 from goqueue.coordinator.group.config import GroupConfig
@@ -30,7 +30,7 @@ RANGE = (GroupProtocol("range", b"range-meta"),)
 
 
 def new_harness(config: GroupConfig = CONFIG) -> Harness[GroupShard]:
-    return Harness(lambda timer: GroupShard(0, timer, config))
+    return Harness(lambda timer: GroupShard(0, timer, config, NO_TOPICS))
 
 
 def join_request(
@@ -245,7 +245,7 @@ def test_the_last_member_leaving_empties_the_group_and_persists_it() -> None:
     described = h.shard.describe("g")
     assert described is not None and described.state == "Empty"
     assert len(h.log) == 2
-    restarted = h.reload(lambda timer: GroupShard(0, timer, CONFIG))
+    restarted = h.reload(lambda timer: GroupShard(0, timer, CONFIG, NO_TOPICS))
     assert restarted.shard.describe("g") == described
 
 
@@ -316,7 +316,7 @@ def test_parked_joins_of_a_shard_that_unloads_are_told_to_find_the_coordinator()
 def test_a_loaded_group_resumes_where_it_was() -> None:
     h = new_harness()
     a, b = stable_group(h)
-    restarted = h.reload(lambda timer: GroupShard(0, timer, CONFIG))
+    restarted = h.reload(lambda timer: GroupShard(0, timer, CONFIG, NO_TOPICS))
     restarted.timer.advance(SESSION_MS - 1)
     assert heartbeat(restarted, a.member_id, 1) == ErrorCode.none
     restarted.timer.advance(1)
@@ -328,6 +328,6 @@ def test_loading_ignores_records_it_cannot_read() -> None:
     h = new_harness()
     stable_group(h, 1)
     h.log.insert(0, h.log[0]._replace(key=b"\x00\x63junk"))
-    restarted = h.reload(lambda timer: GroupShard(0, timer, CONFIG))
+    restarted = h.reload(lambda timer: GroupShard(0, timer, CONFIG, NO_TOPICS))
     described = restarted.shard.describe("g")
     assert described is not None and described.state == "Stable"

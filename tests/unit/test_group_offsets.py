@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from coordinator_fakes import Harness, Waiter
+from coordinator_fakes import NO_TOPICS, Harness, Waiter
 from kio.schema.errors import ErrorCode
 
 from goqueue.coordinator.group.config import GroupConfig
@@ -43,7 +43,7 @@ TP1 = TopicPartition("orders", 1)
 
 
 def new_harness() -> Harness[GroupShard]:
-    return Harness(lambda timer: GroupShard(0, timer, CONFIG))
+    return Harness(lambda timer: GroupShard(0, timer, CONFIG, NO_TOPICS))
 
 
 def commit(
@@ -152,7 +152,7 @@ def test_offsets_survive_a_restart_and_the_latest_commit_wins() -> None:
     h = new_harness()
     for offset in (10, 20, 15):
         commit(h, {TP0: OffsetCommit(offset, -1, f"at {offset}")})
-    restarted = h.reload(lambda timer: GroupShard(0, timer, CONFIG))
+    restarted = h.reload(lambda timer: GroupShard(0, timer, CONFIG, NO_TOPICS))
     assert fetch(restarted) == {TP0: FetchedOffset(15, -1, "at 15")}
 
 
@@ -173,7 +173,7 @@ def test_deleting_offsets_of_an_empty_group_writes_tombstones() -> None:
     commit(h, {TP0: OffsetCommit(5), TP1: OffsetCommit(6)})
     assert h.run(lambda: h.shard.delete_offsets("g", [TP0]))[1] == {TP0: ErrorCode.none}
     assert fetch(h, None) == {TP1: FetchedOffset(6, -1, "")}
-    restarted = h.reload(lambda timer: GroupShard(0, timer, CONFIG))
+    restarted = h.reload(lambda timer: GroupShard(0, timer, CONFIG, NO_TOPICS))
     assert fetch(restarted, None) == {TP1: FetchedOffset(6, -1, "")}
 
 
@@ -188,7 +188,7 @@ def test_only_groups_without_members_can_be_deleted() -> None:
         "missing": ErrorCode.group_id_not_found,
     }
     assert [g.group_id for g in h.shard.list_groups((), ())] == ["g"]
-    restarted = h.reload(lambda timer: GroupShard(0, timer, CONFIG))
+    restarted = h.reload(lambda timer: GroupShard(0, timer, CONFIG, NO_TOPICS))
     assert [g.group_id for g in restarted.shard.list_groups((), ())] == ["g"]
 
 

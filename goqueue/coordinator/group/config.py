@@ -34,4 +34,7 @@ class GroupConfig:
             max_size=settings.group_max_size,
             offset_metadata_max_bytes=settings.offset_metadata_max_bytes,
             max_batch_bytes=settings.message_max_bytes,
+            consumer_session_timeout_ms=settings.group_consumer_session_timeout_ms,
+            consumer_heartbeat_interval_ms=settings.group_consumer_heartbeat_interval_ms,
+            consumer_max_size=settings.group_consumer_max_size,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
@@ -16,6 +17,11 @@ from kio.schema.errors import ErrorCode
 
 from goqueue.broker.errors import BrokerError
 from goqueue.coordinator.group.config import GroupConfig
+from goqueue.coordinator.group.consumer import (
+    ConsumerGroupDescription,
+    ConsumerHeartbeat,
+    ConsumerHeartbeatResponse,
+)
 from goqueue.coordinator.group.lag import PartitionLag, partition_lag, record_timestamp_at
 from goqueue.coordinator.group.messages import (
     CommitRequest,
@@ -49,6 +55,7 @@ class GroupCoordinator:
         settings = broker.settings
         self._broker = broker
         self.config = GroupConfig.from_settings(settings)
+        self.topics = ImageTopics(broker)
         self.runtime: CoordinatorRuntime[GroupShard] = CoordinatorRuntime(
             broker,
             OFFSETS_TOPIC,
@@ -61,7 +68,7 @@ class GroupCoordinator:
         )
 
     def _new_shard(self, index: int, timer: Timer) -> GroupShard:
-        return GroupShard(index, timer, self.config)
+        return GroupShard(index, timer, self.config, self.topics)
 
     async def start(self) -> None:
         await self.runtime.start()
@@ -104,6 +111,20 @@ class GroupCoordinator:
             return await self._write(group_id, lambda shard: shard.leave(group_id, members))
         except BrokerError as exc:
             return LeaveResponse(exc.error_code)
+
+    # The consumer protocol (KIP-848).
+
+    async def consumer_heartbeat(self, request: ConsumerHeartbeat) -> ConsumerHeartbeatResponse:
+        try:
+            return await self._write(request.group_id, lambda s: s.consumer_heartbeat(request))
+        except BrokerError as exc:
+            return ConsumerHeartbeatResponse(exc.error_code, exc.message)
+
+    async def consumer_describe(self, group_id: str) -> ConsumerGroupDescription:
+        try:
+            return await self._read(group_id, lambda shard: shard.consumer_describe(group_id))
+        except BrokerError as exc:
+            return ConsumerGroupDescription(group_id, exc.error_code)
 
     # Offsets.
 
@@ -212,3 +233,18 @@ class GroupCoordinator:
 
 def _deleting(group_ids: Sequence[str]) -> Callable[[GroupShard], Result[dict[str, ErrorCode]]]:
     return lambda shard: shard.delete_groups(group_ids)
+
+
+class ImageTopics:
+    """The cluster's topics from the broker's current metadata image."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+
+    def by_name(self, name: str) -> tuple[uuid.UUID, int] | None:
+        info = self._broker.image.topics.get(name)
+        return None if info is None else (info.topic_id, info.partitions)
+
+    def name_of(self, topic_id: uuid.UUID) -> str | None:
+        info = self._broker.image.topics_by_id.get(topic_id)
+        return None if info is None else info.name

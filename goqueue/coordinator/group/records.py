@@ -7,22 +7,32 @@ followed by the key fields; a value is an int16 version followed by the value fi
 tools (`kafka-console-consumer --formatter ...OffsetsMessageFormatter`) read these records.
 
 Written versions: OffsetCommitKey (type 1), OffsetCommitValue v3, GroupMetadataKey (type 2),
-GroupMetadataValue v3.
+GroupMetadataValue v3; for KIP-848 consumer groups the keys of types 3 (group epoch), 5 (member
+subscription), 6 (target assignment epoch), 7 (member target assignment) and 8 (member current
+assignment) with version 0 of their values.
 """
 
+import hashlib
 import io
 import struct
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from kio.serial import entity_reader, entity_writer
 from kio.static.constants import EntityType
-from kio.static.primitive import i16, i32, i64
+from kio.static.primitive import i8, i16, i32, i64
 
 from goqueue.coordinator.runtime import Record
 
 OFFSET_COMMIT_KEY = 1
 GROUP_METADATA_KEY = 2
+CONSUMER_GROUP_KEY = 3
+CONSUMER_MEMBER_KEY = 5
+TARGET_EPOCH_KEY = 6
+TARGET_MEMBER_KEY = 7
+CURRENT_MEMBER_KEY = 8
 OFFSET_COMMIT_VALUE_VERSION = 3
 GROUP_METADATA_VALUE_VERSION = 3
 _VERSION = struct.Struct(">h")
@@ -89,6 +99,88 @@ class _GroupMetadataValue:
     members: tuple[_MemberMetadata, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _GroupIdKey:
+    """The key of records about a whole consumer group (types 3 and 6)."""
+
+    __type__: ClassVar = EntityType.data
+    __version__: ClassVar[i16] = i16(0)
+    __flexible__: ClassVar[bool] = False
+    group_id: str = field(metadata={"kafka_type": "string"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _MemberKey:
+    """The key of records about one member of a consumer group (types 5, 7 and 8)."""
+
+    __type__: ClassVar = EntityType.data
+    __version__: ClassVar[i16] = i16(0)
+    __flexible__: ClassVar[bool] = False
+    group_id: str = field(metadata={"kafka_type": "string"})
+    member_id: str = field(metadata={"kafka_type": "string"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ConsumerGroupMetadataValue:
+    __type__: ClassVar = EntityType.data
+    __version__: ClassVar[i16] = i16(0)
+    __flexible__: ClassVar[bool] = True
+    epoch: i32 = field(metadata={"kafka_type": "int32"})
+    metadata_hash: i64 = field(metadata={"kafka_type": "int64"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _MemberMetadataValue:
+    __type__: ClassVar = EntityType.data
+    __version__: ClassVar[i16] = i16(0)
+    __flexible__: ClassVar[bool] = True
+    instance_id: str | None = field(metadata={"kafka_type": "string"})
+    rack_id: str | None = field(metadata={"kafka_type": "string"})
+    client_id: str = field(metadata={"kafka_type": "string"})
+    client_host: str = field(metadata={"kafka_type": "string"})
+    subscribed_topic_names: tuple[str, ...] = field(metadata={"kafka_type": "string"})
+    subscribed_topic_regex: str | None = field(metadata={"kafka_type": "string"})
+    rebalance_timeout_ms: i32 = field(metadata={"kafka_type": "int32"})
+    server_assignor: str | None = field(metadata={"kafka_type": "string"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _TargetEpochValue:
+    __type__: ClassVar = EntityType.data
+    __version__: ClassVar[i16] = i16(0)
+    __flexible__: ClassVar[bool] = True
+    assignment_epoch: i32 = field(metadata={"kafka_type": "int32"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _TopicPartitions:
+    __type__: ClassVar = EntityType.nested
+    __version__: ClassVar[i16] = i16(0)
+    __flexible__: ClassVar[bool] = True
+    topic_id: uuid.UUID = field(metadata={"kafka_type": "uuid"})
+    partitions: tuple[i32, ...] = field(metadata={"kafka_type": "int32"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _TargetMemberValue:
+    __type__: ClassVar = EntityType.data
+    __version__: ClassVar[i16] = i16(0)
+    __flexible__: ClassVar[bool] = True
+    topic_partitions: tuple[_TopicPartitions, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _CurrentMemberValue:
+    __type__: ClassVar = EntityType.data
+    __version__: ClassVar[i16] = i16(0)
+    __flexible__: ClassVar[bool] = True
+    member_epoch: i32 = field(metadata={"kafka_type": "int32"})
+    previous_member_epoch: i32 = field(metadata={"kafka_type": "int32"})
+    state: i8 = field(metadata={"kafka_type": "int8"})
+    assigned_partitions: tuple[_TopicPartitions, ...]
+    partitions_pending_revocation: tuple[_TopicPartitions, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class OffsetKey:
     group_id: str
@@ -135,6 +227,58 @@ class GroupSnapshot:
     leader: str | None
     state_timestamp_ms: int
     members: tuple[MemberSnapshot, ...]
+
+
+Assignment = Mapping[uuid.UUID, frozenset[int]]
+"""Partitions by topic id, as KIP-848 assignments name them."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroupKey:
+    """Type 3 (group epoch) or 6 (target assignment epoch) of a consumer group."""
+
+    group_id: str
+    record_type: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerMemberKey:
+    """Type 5 (subscription), 7 (target) or 8 (current assignment) of a member."""
+
+    group_id: str
+    member_id: str
+    record_type: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupEpoch:
+    epoch: int
+    metadata_hash: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSubscription:
+    instance_id: str | None
+    rack_id: str | None
+    client_id: str
+    client_host: str
+    topics: tuple[str, ...]
+    rebalance_timeout_ms: int
+    server_assignor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberAssignment:
+    """Where a member stands in reconciling with the target assignment."""
+
+    member_epoch: int
+    previous_member_epoch: int
+    state: int
+    assigned: Assignment
+    pending_revocation: Assignment
+
+
+ConsumerValue = GroupEpoch | MemberSubscription | MemberAssignment | Assignment | int
 
 
 def offset_record(key: OffsetKey, value: CommittedOffset | None) -> Record:
@@ -187,13 +331,124 @@ def group_record(group_id: str, snapshot: GroupSnapshot | None) -> Record:
     return Record(encoded_key, _encode(GROUP_METADATA_VALUE_VERSION, value))
 
 
-def decode_key(key: bytes) -> OffsetKey | GroupKey:
+def consumer_group_record(
+    group_id: str, record_type: int, value: GroupEpoch | int | None
+) -> Record:
+    """Type 3 (a GroupEpoch) or 6 (the target assignment epoch); None: its tombstone."""
+    key = _encode(record_type, _GroupIdKey(group_id=group_id))
+    if value is None:
+        return Record(key, None)
+    entity: Any
+    if isinstance(value, GroupEpoch):
+        entity = _ConsumerGroupMetadataValue(
+            epoch=i32(value.epoch), metadata_hash=i64(value.metadata_hash)
+        )
+    else:
+        entity = _TargetEpochValue(assignment_epoch=i32(value))
+    return Record(key, _encode(0, entity))
+
+
+def consumer_member_record(
+    group_id: str,
+    member_id: str,
+    record_type: int,
+    value: MemberSubscription | MemberAssignment | Assignment | None,
+) -> Record:
+    """Type 5 (a subscription), 7 (a target Assignment) or 8 (a MemberAssignment) of one
+    member; None: its tombstone."""
+    key = _encode(record_type, _MemberKey(group_id=group_id, member_id=member_id))
+    if value is None:
+        return Record(key, None)
+    entity: Any
+    if isinstance(value, MemberSubscription):
+        entity = _MemberMetadataValue(
+            instance_id=value.instance_id,
+            rack_id=value.rack_id,
+            client_id=value.client_id,
+            client_host=value.client_host,
+            subscribed_topic_names=value.topics,
+            subscribed_topic_regex=None,
+            rebalance_timeout_ms=i32(value.rebalance_timeout_ms),
+            server_assignor=value.server_assignor,
+        )
+    elif isinstance(value, MemberAssignment):
+        entity = _CurrentMemberValue(
+            member_epoch=i32(value.member_epoch),
+            previous_member_epoch=i32(value.previous_member_epoch),
+            state=i8(value.state),
+            assigned_partitions=_encode_assignment(value.assigned),
+            partitions_pending_revocation=_encode_assignment(value.pending_revocation),
+        )
+    else:
+        entity = _TargetMemberValue(topic_partitions=_encode_assignment(value))
+    return Record(key, _encode(0, entity))
+
+
+def _encode_assignment(assignment: Assignment) -> tuple[_TopicPartitions, ...]:
+    return tuple(
+        _TopicPartitions(topic_id=topic_id, partitions=tuple(i32(p) for p in sorted(parts)))
+        for topic_id, parts in sorted(assignment.items())
+        if parts
+    )
+
+
+def _decode_assignment(items: tuple[_TopicPartitions, ...]) -> dict[uuid.UUID, frozenset[int]]:
+    return {item.topic_id: frozenset(item.partitions) for item in items}
+
+
+def decode_consumer_value(record_type: int, value: bytes) -> ConsumerValue:
+    """The value of a consumer group record of the given type."""
+    _check_version(value, 0, f"consumer group record type {record_type}")
+    if record_type == CONSUMER_GROUP_KEY:
+        v = _decode(_ConsumerGroupMetadataValue, value)
+        return GroupEpoch(v.epoch, v.metadata_hash)
+    if record_type == TARGET_EPOCH_KEY:
+        return int(_decode(_TargetEpochValue, value).assignment_epoch)
+    if record_type == CONSUMER_MEMBER_KEY:
+        m = _decode(_MemberMetadataValue, value)
+        return MemberSubscription(
+            m.instance_id,
+            m.rack_id,
+            m.client_id,
+            m.client_host,
+            tuple(m.subscribed_topic_names),
+            m.rebalance_timeout_ms,
+            m.server_assignor,
+        )
+    if record_type == TARGET_MEMBER_KEY:
+        return _decode_assignment(_decode(_TargetMemberValue, value).topic_partitions)
+    c = _decode(_CurrentMemberValue, value)
+    return MemberAssignment(
+        c.member_epoch,
+        c.previous_member_epoch,
+        c.state,
+        _decode_assignment(c.assigned_partitions),
+        _decode_assignment(c.partitions_pending_revocation),
+    )
+
+
+def metadata_hash(topics: Mapping[str, tuple[uuid.UUID, int]]) -> int:
+    """A stable 64-bit hash of the subscribed topics' ids and partition counts: a change
+    (a topic created, deleted or grown) bumps the group epoch."""
+    digest = hashlib.sha256()
+    for name in sorted(topics):
+        topic_id, partitions = topics[name]
+        digest.update(f"{name}\0{topic_id}\0{partitions}\0".encode())
+    return int.from_bytes(digest.digest()[:8], "big", signed=True)
+
+
+def decode_key(key: bytes) -> OffsetKey | GroupKey | ConsumerGroupKey | ConsumerMemberKey:
     record_type = _version(key, "key")
     if record_type in (0, OFFSET_COMMIT_KEY):
         k = _decode(_OffsetCommitKey, key)
         return OffsetKey(k.group, k.topic, k.partition)
     if record_type == GROUP_METADATA_KEY:
         return GroupKey(_decode(_GroupMetadataKey, key).group)
+    if record_type in (CONSUMER_GROUP_KEY, TARGET_EPOCH_KEY):
+        return ConsumerGroupKey(_decode(_GroupIdKey, key).group_id, record_type)
+    if record_type in (CONSUMER_MEMBER_KEY, TARGET_MEMBER_KEY, CURRENT_MEMBER_KEY):
+        m = _decode(_MemberKey, key)
+        return ConsumerMemberKey(m.group_id, m.member_id, record_type)
     raise RecordFormatError(f"unknown record type {record_type}")
 
 

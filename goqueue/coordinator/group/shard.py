@@ -20,6 +20,17 @@ from goqueue.coordinator.group.classic import (
     GroupError,
 )
 from goqueue.coordinator.group.config import GroupConfig
+from goqueue.coordinator.group.consumer import (
+    EMPTY_SUBSCRIPTION,
+    NO_ASSIGNMENT,
+    ConsumerGroup,
+    ConsumerGroupDescription,
+    ConsumerHeartbeat,
+    ConsumerHeartbeatResponse,
+    ConsumerMember,
+    ConsumerMembership,
+    TopicLookup,
+)
 from goqueue.coordinator.group.membership import ClassicMembership, join_key
 from goqueue.coordinator.group.messages import (
     UNKNOWN_MEMBER_ID,
@@ -40,9 +51,19 @@ from goqueue.coordinator.group.messages import (
 )
 from goqueue.coordinator.group.offsets import NO_OFFSET, OffsetStore
 from goqueue.coordinator.group.records import (
+    CONSUMER_GROUP_KEY,
+    CONSUMER_MEMBER_KEY,
+    CURRENT_MEMBER_KEY,
+    TARGET_MEMBER_KEY,
+    ConsumerGroupKey,
+    ConsumerMemberKey,
+    GroupEpoch,
     GroupKey,
+    MemberAssignment,
+    MemberSubscription,
     OffsetKey,
     RecordFormatError,
+    decode_consumer_value,
     decode_group,
     decode_key,
     decode_offset,
@@ -52,19 +73,20 @@ from goqueue.coordinator.runtime import Record, Result, Timer
 
 logger = logging.getLogger(__name__)
 
-Group = ClassicGroup
+Group = ClassicGroup | ConsumerGroup
 
 
 class GroupShard:
     """The groups whose ids hash to one partition of `__consumer_offsets`."""
 
-    def __init__(self, index: int, timer: Timer, config: GroupConfig) -> None:
+    def __init__(self, index: int, timer: Timer, config: GroupConfig, topics: TopicLookup) -> None:
         self.index = index
         self._timer = timer
         self._config = config
         self.groups: dict[str, Group] = {}
         self.offsets = OffsetStore()
         self.classic = ClassicMembership(self, timer, config)
+        self.consumer = ConsumerMembership(self, timer, config, topics)
 
     def find(self, group_id: str) -> Group | None:
         return self.groups.get(group_id)
@@ -76,6 +98,13 @@ class GroupShard:
 
     def drop(self, group_id: str) -> None:
         self.groups.pop(group_id, None)
+
+    def drop_classic(self, group_id: str) -> list[Record]:
+        """Remove an empty classic group that becomes a consumer group (its offsets stay)."""
+        group = self.groups.pop(group_id)
+        assert isinstance(group, ClassicGroup)
+        self.classic.cancel_timers(group)
+        return [group_record(group_id, None)]
 
     # Loading.
 
@@ -89,20 +118,79 @@ class GroupShard:
                 self.offsets.replay(key, value)
             elif isinstance(key, GroupKey):
                 self._replay_group(key.group_id, record.value)
+            elif isinstance(key, ConsumerGroupKey):
+                self._replay_consumer_group(key, record.value)
+            else:
+                self._replay_consumer_member(key, record.value)
         except RecordFormatError as exc:
             logger.warning("skipping record at offset %d of shard %d: %s", offset, self.index, exc)
 
     def _replay_group(self, group_id: str, value: bytes | None) -> None:
         if value is None:
-            self.groups.pop(group_id, None)
+            if isinstance(self.groups.get(group_id), ClassicGroup):
+                del self.groups[group_id]
             return
         snapshot = decode_group(value)
         self.groups[group_id] = ClassicGroup.from_snapshot(group_id, snapshot, self._timer.now_ms())
+
+    def _consumer_group(self, group_id: str) -> ConsumerGroup:
+        """The consumer group its records describe; compaction may have left an offset
+        commit (which makes a simple classic group) before its first group record."""
+        group = self.groups.get(group_id)
+        if not isinstance(group, ConsumerGroup):
+            if group is not None and not group.is_empty:
+                logger.warning("classic group %s is replaced by a consumer group", group_id)
+            group = self.groups[group_id] = ConsumerGroup(group_id)
+        return group
+
+    def _replay_consumer_group(self, key: ConsumerGroupKey, value: bytes | None) -> None:
+        if value is None:
+            if key.record_type == CONSUMER_GROUP_KEY and isinstance(
+                self.groups.get(key.group_id), ConsumerGroup
+            ):
+                del self.groups[key.group_id]
+            return
+        group = self._consumer_group(key.group_id)
+        decoded = decode_consumer_value(key.record_type, value)
+        if isinstance(decoded, GroupEpoch):
+            group.epoch, group.metadata_hash = decoded.epoch, decoded.metadata_hash
+        elif isinstance(decoded, int):
+            group.target_epoch = decoded
+
+    def _replay_consumer_member(self, key: ConsumerMemberKey, value: bytes | None) -> None:
+        group = self.groups.get(key.group_id)
+        if value is None:
+            if not isinstance(group, ConsumerGroup):
+                return
+            member = group.members.get(key.member_id)
+            if key.record_type == CURRENT_MEMBER_KEY and member is not None:
+                group.set_current(member, NO_ASSIGNMENT)
+            elif key.record_type == TARGET_MEMBER_KEY:
+                group.targets.pop(key.member_id, None)
+            elif key.record_type == CONSUMER_MEMBER_KEY:
+                group.members.pop(key.member_id, None)
+            return
+        group = self._consumer_group(key.group_id)
+        decoded = decode_consumer_value(key.record_type, value)
+        member = group.members.get(key.member_id)
+        if member is None:
+            member = group.members[key.member_id] = ConsumerMember(
+                key.member_id, EMPTY_SUBSCRIPTION
+            )
+        if isinstance(decoded, MemberSubscription):
+            member.subscription = decoded
+        elif isinstance(decoded, MemberAssignment):
+            group.set_current(member, decoded)
+        elif isinstance(decoded, Mapping):
+            group.targets[key.member_id] = decoded
 
     def on_loaded(self) -> None:
         """Loaded members must heartbeat within their session to keep their place; a group
         above `group.max.size` rebalances so its members can commit and the extra ones go."""
         for group in self.groups.values():
+            if isinstance(group, ConsumerGroup):
+                self.consumer.schedule_loaded(group)
+                continue
             for member in group.members.values():
                 self.classic.schedule_session(group, member)
             if len(group.members) > self._config.max_size:
@@ -114,6 +202,8 @@ class GroupShard:
     def on_unloaded(self) -> None:
         """Parked requests learn that this broker no longer coordinates their group."""
         for group in self.groups.values():
+            if not isinstance(group, ClassicGroup):
+                continue
             previous = group.state
             group.state = ClassicState.DEAD
             for member in group.members.values():
@@ -127,6 +217,13 @@ class GroupShard:
     # The classic protocol.
 
     def join(self, request: JoinRequest, waiter: Waiter[JoinResponse]) -> Result[None]:
+        """An empty consumer group becomes a classic group when a classic member joins."""
+        group = self.groups.get(request.group_id)
+        if isinstance(group, ConsumerGroup) and group.is_empty:
+            self.consumer.cancel_timers(group)
+            del self.groups[request.group_id]
+            result = self.classic.join(request, waiter)
+            return Result(None, [*self.consumer.deletion(group), *result.records], replay=False)
         return self.classic.join(request, waiter)
 
     def sync(self, request: SyncRequest, waiter: Waiter[SyncResponse]) -> Result[None]:
@@ -137,6 +234,14 @@ class GroupShard:
 
     def leave(self, group_id: str, members: Sequence[LeavingMember]) -> Result[LeaveResponse]:
         return self.classic.leave(group_id, members)
+
+    # The consumer protocol (KIP-848).
+
+    def consumer_heartbeat(self, request: ConsumerHeartbeat) -> Result[ConsumerHeartbeatResponse]:
+        return self.consumer.heartbeat(request)
+
+    def consumer_describe(self, group_id: str) -> ConsumerGroupDescription:
+        return self.consumer.describe(group_id)
 
     # Offsets.
 
@@ -167,6 +272,11 @@ class GroupShard:
                 )
             self.create_classic(request.group_id)
             return
+        if isinstance(group, ConsumerGroup):
+            _validate_consumer_member(
+                group, request.member_id, request.generation_id, request.api_version
+            )
+            return
         if group.is_in(ClassicState.DEAD):
             raise GroupError(ErrorCode.coordinator_not_available)
         if request.generation_id < 0 and group.is_empty:
@@ -186,10 +296,16 @@ class GroupShard:
         self.classic.touch(group, request.member_id)
 
     def fetch_offsets(self, request: FetchRequest) -> FetchResponse:
-        """Offsets of a group that does not exist are simply not committed (-1)."""
-        group = self.groups.get(request.group_id)
-        if group is None or group.is_in(ClassicState.DEAD):
+        """Offsets of a group that does not exist are simply not committed (-1). A member
+        of a consumer group that names itself must be current (OffsetFetch v9+)."""
+        group = self._live(request.group_id)
+        if group is None:
             return FetchResponse(ErrorCode.none, dict.fromkeys(request.partitions or (), NO_OFFSET))
+        if isinstance(group, ConsumerGroup) and request.member_id is not None:
+            try:
+                _validate_consumer_member(group, request.member_id, request.member_epoch, 9)
+            except GroupError as exc:
+                return FetchResponse(exc.error)
         return FetchResponse(
             ErrorCode.none, self.offsets.fetch(request.group_id, request.partitions)
         )
@@ -199,10 +315,14 @@ class GroupShard:
     ) -> Result[tuple[ErrorCode, dict[TopicPartition, ErrorCode]]]:
         """OffsetDelete: only for groups without members, or for topics a consumer-protocol
         group does not subscribe to."""
-        group = self.groups.get(group_id)
-        if group is None or group.is_in(ClassicState.DEAD):
+        group = self._live(group_id)
+        if group is None:
             return Result((ErrorCode.group_id_not_found, {}))
-        if not group.is_empty and group.protocol_type != CONSUMER_PROTOCOL_TYPE:
+        if (
+            isinstance(group, ClassicGroup)
+            and not group.is_empty
+            and group.protocol_type != CONSUMER_PROTOCOL_TYPE
+        ):
             return Result((ErrorCode.non_empty_group, {}))
         subscribed = group.subscribed_topics()
         errors: dict[TopicPartition, ErrorCode] = {}
@@ -239,18 +359,46 @@ class GroupShard:
         errors: dict[str, ErrorCode] = {}
         records: list[Record] = []
         for group_id in group_ids:
-            group = self.groups.get(group_id)
-            if group is None or group.is_in(ClassicState.DEAD):
+            group = self._live(group_id)
+            if group is None:
                 errors[group_id] = ErrorCode.group_id_not_found
             elif not group.is_empty:
                 errors[group_id] = ErrorCode.non_empty_group
             else:
                 errors[group_id] = ErrorCode.none
-                self.classic.cancel_timers(group)
                 records += self.offsets.tombstones(group_id, self.offsets.of(group_id))
-                records.append(group_record(group_id, None))
+                if isinstance(group, ConsumerGroup):
+                    self.consumer.cancel_timers(group)
+                    records += self.consumer.deletion(group)
+                else:
+                    self.classic.cancel_timers(group)
+                    records.append(group_record(group_id, None))
         return Result(errors, records)
+
+    def _live(self, group_id: str) -> Group | None:
+        """The group, unless it does not exist or is dead (its shard is unloading)."""
+        group = self.groups.get(group_id)
+        if isinstance(group, ClassicGroup) and group.is_in(ClassicState.DEAD):
+            return None
+        return group
 
     def committed(self, group_id: str) -> Mapping[TopicPartition, int]:
         """Committed offsets by partition, for lag."""
         return {tp: value.offset for tp, value in self.offsets.of(group_id).items()}
+
+
+def _validate_consumer_member(
+    group: ConsumerGroup, member_id: str, member_epoch: int, api_version: int
+) -> None:
+    """KIP-848 offset requests: a simple commit (epoch -1, no member) only to a group
+    without members; else a current member with its current epoch (STALE_MEMBER_EPOCH; before
+    OffsetCommit v9 a client cannot be told that, so UNSUPPORTED_VERSION, as Kafka answers)."""
+    if member_epoch < 0 and not member_id and group.is_empty:
+        return
+    member = group.members.get(member_id)
+    if member is None:
+        raise GroupError(ErrorCode.unknown_member_id)
+    if member_epoch != member.current.member_epoch:
+        raise GroupError(
+            ErrorCode.stale_member_epoch if api_version >= 9 else ErrorCode.unsupported_version
+        )

@@ -4,6 +4,8 @@ from goqueue.protocol.kafka.api import Api
 from goqueue.protocol.kafka.handlers import (
     alter_configs,
     api_versions,
+    consumer_group_describe,
+    consumer_group_heartbeat,
     create_partitions,
     create_topics,
     delete_groups,
@@ -59,5 +61,7 @@ APIS: dict[int, Api] = {
         list_groups,
         delete_groups,
         offset_delete,
+        consumer_group_heartbeat,
+        consumer_group_describe,
     )
 }
