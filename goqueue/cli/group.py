@@ -19,7 +19,6 @@ from goqueue.client.fetcher import FetchLimits, fetch
 from goqueue.client.groups import Committed, GroupDescription
 from goqueue.client.metadata import TopicPartition
 from goqueue.client.offsets import EARLIEST, LATEST
-from goqueue.coordinator.group.consumer_protocol import ConsumerProtocolError, assigned_partitions
 from goqueue.coordinator.group.lag import PartitionLag, partition_lag
 
 app = typer.Typer(
@@ -66,16 +65,11 @@ async def describe_with_lag(
     """The group and, for every partition it committed to or is assigned, the lag."""
     group = await admin.describe_group(group_id)
     committed = await admin.list_group_offsets(group_id)
-    owners: dict[TopicPartition, tuple[str | None, str | None, str | None]] = {}
-    if group.protocol_type == "consumer":
-        for member in group.members:
-            try:
-                assignment = assigned_partitions(member.assignment)
-            except ConsumerProtocolError:
-                continue
-            member_owner = (member.member_id, member.client_id, member.client_host)
-            for topic, indexes in assignment.items():
-                owners.update((TopicPartition(topic, index), member_owner) for index in indexes)
+    owners = {
+        tp: (member.member_id, member.client_id, member.client_host)
+        for member in group.members
+        for tp in member.partitions
+    }
     partitions = sorted(set(committed) | set(owners))
     if not partitions:
         return group, []
@@ -124,6 +118,7 @@ def describe(
     if as_json:
         document = {
             "group": group.group_id,
+            "type": group.group_type,
             "state": group.state,
             "protocol_type": group.protocol_type,
             "protocol": group.protocol,
@@ -147,7 +142,7 @@ def describe(
     if group.state == "Dead" and not views:
         fail(f"group {group_id!r} does not exist")
     stdout.print(
-        f"[bold]Group {group.group_id}[/bold]  state {group.state}  "
+        f"[bold]Group {group.group_id}[/bold]  type {group.group_type}  state {group.state}  "
         f"protocol {group.protocol_type or '-'}/{group.protocol or '-'}  "
         f"members {len(group.members)}"
     )

@@ -20,6 +20,7 @@ from goqueue.client.connection import Connection
 from goqueue.client.errors import KafkaError, error_for, raise_for
 from goqueue.client.metadata import TopicPartition
 from goqueue.client.protocol import Fields
+from goqueue.coordinator.group.consumer_protocol import ConsumerProtocolError, assigned_partitions
 
 OFFSET_COMMIT = 8
 OFFSET_FETCH = 9
@@ -28,6 +29,8 @@ DESCRIBE_GROUPS = 15
 LIST_GROUPS = 16
 DELETE_GROUPS = 42
 OFFSET_DELETE = 47
+CONSUMER_GROUP_DESCRIBE = 69
+CONSUMER_PROTOCOL_TYPE = "consumer"
 GROUP_KEY_TYPE = 0
 RETRY_BACKOFF_S = 0.1
 _COORDINATOR_ERRORS = frozenset(
@@ -60,6 +63,8 @@ class GroupMember:
     """The member's subscription in the group's protocol (empty unless the group is Stable)."""
     assignment: bytes
     """The member's assignment, encoded by the group's protocol."""
+    partitions: tuple[TopicPartition, ...] = ()
+    """The partitions the member owns, for groups of consumers (either protocol)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +74,11 @@ class GroupDescription:
     """Kafka's state name: Empty, PreparingRebalance, CompletingRebalance, Stable or Dead."""
     protocol_type: str
     protocol: str
-    """The assignor the members agreed on (set while the group is Stable)."""
+    """The assignor: agreed by the members of a classic group (set while it is Stable), on
+    the broker for a consumer group."""
     members: tuple[GroupMember, ...]
+    group_type: str = "classic"
+    """`classic` (JoinGroup/SyncGroup) or `consumer` (KIP-848)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +139,8 @@ async def list_groups(
 
 
 async def describe_group(cluster: Cluster, group_id: str) -> GroupDescription:
-    """A classic group's state and members; a group that does not exist is reported Dead."""
+    """A group's state and members, whichever protocol it uses (DescribeGroups, then
+    ConsumerGroupDescribe for a KIP-848 group); a group that does not exist is Dead."""
 
     async def call(connection: Connection) -> GroupDescription:
         request = {"groups": [group_id], "include_authorized_operations": False}
@@ -139,9 +148,15 @@ async def describe_group(cluster: Cluster, group_id: str) -> GroupDescription:
             DESCRIBE_GROUPS, request, timeout=cluster.request_timeout
         )
         (group,) = response.groups
-        if group.error_code == ErrorCode.group_id_not_found:
+        dead = group.error_code == ErrorCode.group_id_not_found or (
+            group.error_code == ErrorCode.none and group.group_state == "Dead"
+        )
+        if dead and connection.version(CONSUMER_GROUP_DESCRIBE) is not None:
+            return await _describe_consumer_group(cluster, connection, group_id)
+        if dead:
             return GroupDescription(group_id, "Dead", "", "", ())
         raise_for(group.error_code, getattr(group, "error_message", None))
+        consumers = group.protocol_type == CONSUMER_PROTOCOL_TYPE
         return GroupDescription(
             group_id=group.group_id,
             state=group.group_state,
@@ -155,12 +170,59 @@ async def describe_group(cluster: Cluster, group_id: str) -> GroupDescription:
                     m.client_host,
                     m.member_metadata,
                     m.member_assignment,
+                    _decoded(m.member_assignment) if consumers else (),
                 )
                 for m in group.members
             ),
         )
 
     return await with_coordinator(cluster, group_id, call)
+
+
+async def _describe_consumer_group(
+    cluster: Cluster, connection: Connection, group_id: str
+) -> GroupDescription:
+    request = {"group_ids": [group_id], "include_authorized_operations": False}
+    response = await connection.request(
+        CONSUMER_GROUP_DESCRIBE, request, timeout=cluster.request_timeout
+    )
+    (group,) = response.groups
+    if group.error_code == ErrorCode.group_id_not_found:
+        return GroupDescription(group_id, "Dead", "", "", ())
+    raise_for(group.error_code, group.error_message)
+    return GroupDescription(
+        group_id=group.group_id,
+        state=group.group_state,
+        protocol_type=CONSUMER_PROTOCOL_TYPE,
+        protocol=group.assignor_name,
+        members=tuple(
+            GroupMember(
+                m.member_id,
+                m.instance_id,
+                m.client_id,
+                m.client_host,
+                b"",
+                b"",
+                tuple(
+                    TopicPartition(tp.topic_name, p)
+                    for tp in m.assignment.topic_partitions
+                    for p in sorted(tp.partitions)
+                ),
+            )
+            for m in group.members
+        ),
+        group_type="consumer",
+    )
+
+
+def _decoded(assignment: bytes) -> tuple[TopicPartition, ...]:
+    """A classic consumer's assignment (ConsumerProtocolAssignment), or none if it does not
+    parse (another client's protocol)."""
+    try:
+        decoded = assigned_partitions(assignment)
+    except ConsumerProtocolError:
+        return ()
+    return tuple(TopicPartition(t, p) for t, parts in sorted(decoded.items()) for p in parts)
 
 
 async def delete_groups(cluster: Cluster, group_ids: Sequence[str]) -> None:

@@ -2,8 +2,9 @@
 contents, and checks that a group's members split its partitions.
 
 The broker's initial rebalance delay is cut to 100 ms and the minimum session timeout to
-500 ms (both through the environment), so clients can use short sessions and heartbeat
-intervals and every rebalance takes well under a second.
+500 ms (through the environment), so clients can use short sessions and heartbeat intervals
+and every rebalance takes well under a second; KIP-848 consumer groups, whose timing the
+broker sets, heartbeat every 200 ms with 3 s sessions.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from goqueue.testing.process import BrokerProcess
 GROUP_ENV = {
     "GOQUEUE_GROUP_INITIAL_REBALANCE_DELAY_MS": "100",
     "GOQUEUE_GROUP_MIN_SESSION_TIMEOUT_MS": "500",
+    "GOQUEUE_GROUP_CONSUMER_SESSION_TIMEOUT_MS": "3000",
+    "GOQUEUE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS": "200",
 }
 SESSION_MS = 2000
 HEARTBEAT_MS = 200

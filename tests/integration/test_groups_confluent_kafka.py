@@ -1,6 +1,7 @@
 """Consumer groups with confluent-kafka (librdkafka): its assignors split the partitions,
 cooperative-sticky moves only the partitions that change owner, a static member restarts
-without a rebalance, and committed offsets survive a broker restart."""
+without a rebalance, committed offsets survive a broker restart; and the same with the
+KIP-848 protocol (`group.protocol=consumer`), where the broker assigns the partitions."""
 
 from __future__ import annotations
 
@@ -40,13 +41,13 @@ class Tracked:
     def __init__(self, bootstrap: str, group: str, topic: str, **config: Any) -> None:
         self.events: list[tuple[str, set[TP]]] = []
         self._lock = threading.Lock()
+        timing = {"session.timeout.ms": SESSION_MS, "heartbeat.interval.ms": HEARTBEAT_MS}
         settings = {
             "bootstrap.servers": bootstrap,
             "group.id": group,
             "auto.offset.reset": "earliest",
-            "session.timeout.ms": SESSION_MS,
-            "heartbeat.interval.ms": HEARTBEAT_MS,
             "enable.auto.commit": False,
+            **({} if config.get("group.protocol") == "consumer" else timing),
             **config,
         }
         self.consumer = Consumer(settings)
@@ -192,3 +193,79 @@ def test_committed_offsets_survive_a_restart_and_consumption_resumes_after_them(
         assert consumed[:8] + rest == sent
     finally:
         second.consumer.close()
+
+
+KIP_848 = {"group.protocol": "consumer"}
+
+
+@pytest.mark.parametrize("assignor", ["uniform", "range"])
+def test_kip_848_members_split_the_partitions_with_each_server_assignor(
+    group_broker: BrokerProcess, pollers: Pollers, assignor: str
+) -> None:
+    topic = create_topic(group_broker.bootstrap, "ck848-assign")
+    group = unique_group("ck848-assign")
+    config = {**KIP_848, "group.remote.assignor": assignor}
+    for _ in range(3):
+        pollers.start(Tracked(group_broker.bootstrap, group, topic, **config))
+    split = wait_shared(
+        lambda: [t.owned() for t in pollers.consumers],
+        all_partitions(topic),
+        f"three members to split {PARTITIONS} partitions",
+    )
+    assert sorted(len(s) for s in split) == [2, 2, 2]
+    described = describe_group(group_broker.bootstrap, group)
+    assert (described.group_type, described.protocol) == ("consumer", assignor)
+    assert {tp for m in described.members for tp in m.partitions} == {
+        (t, p) for t, p in all_partitions(topic)
+    }
+
+
+def test_kip_848_group_consumes_every_message_once_while_members_come_and_go(
+    group_broker: BrokerProcess, pollers: Pollers
+) -> None:
+    """Members join and one leaves while messages flow; with auto-commit a member commits
+    before it releases a partition, so the group gets each message exactly once."""
+    topic = create_topic(group_broker.bootstrap, "ck848-once")
+    group = unique_group("ck848-once")
+    config = {**KIP_848, "enable.auto.commit": True}
+    total = 600
+    sent = produce(group_broker.bootstrap, topic, total // 2)
+    for members in range(1, 4):
+        pollers.start(Tracked(group_broker.bootstrap, group, topic, **config))
+        share = members * total // 6
+        wait_for(lambda n=share: pollers.count() >= n or None, f"{members} members to consume")
+    leaving = pollers.consumers[0]
+    pollers.detach(leaving)
+    leaving.consumer.close()
+    sent_later = produce(group_broker.bootstrap, topic, total // 2, start=total // 2)
+    wait_for(lambda: pollers.count() >= total or None, "every message")
+    wait_shared(lambda: [t.owned() for t in pollers.consumers], all_partitions(topic), "split")
+    pollers.stop()
+    expected = sorted(v for part in (*sent.values(), *sent_later.values()) for v in part)
+    assert sorted(pollers.received) == expected
+
+
+def test_kip_848_group_survives_a_broker_restart(own_group_broker: BrokerProcess) -> None:
+    """The group's epochs and assignment are replayed from `__consumer_offsets`: the member
+    goes on with its partitions after the restart and resumes after its commits."""
+    broker = own_group_broker
+    topic = create_topic(broker.bootstrap, "ck848-restart", partitions=2)
+    group = unique_group("ck848-restart")
+    sent = produce(broker.bootstrap, topic, 20, partitions=2)
+    member = Tracked(broker.bootstrap, group, topic, **KIP_848)
+    try:
+        got: list[bytes] = []
+        wait_for(lambda: got.extend(poll_values(member)) or (len(got) >= 20 or None), "all")
+        member.consumer.commit(asynchronous=False)
+        before = describe_group(broker.bootstrap, group)
+        broker.restart()
+        produce(broker.bootstrap, topic, 10, partitions=2, start=20)
+        wait_for(lambda: got.extend(poll_values(member)) or (len(got) >= 30 or None), "the rest")
+        after = describe_group(broker.bootstrap, group)
+        assert [m.member_id for m in after.members] == [m.member_id for m in before.members]
+        before_restart = [v for values in sent.values() for v in values]
+        assert sorted(got) == sorted(
+            [*before_restart, *(b"message %06d" % i for i in range(20, 30))]
+        )
+    finally:
+        member.consumer.close()
