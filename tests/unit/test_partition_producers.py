@@ -21,8 +21,13 @@ from goqueue.records.builder import NewRecord, build_batch
 from goqueue.records.reader import iter_records
 
 DAY_MS = 24 * 60 * 60 * 1000
-LATER = time.time_ns() // 1_000_000 + 60_000
-"""A clock past the timestamps of every record the tests write, for retention.ms=1."""
+
+
+def later() -> int:
+    """A clock past the timestamps of every record written so far, for retention.ms=1."""
+    return time.time_ns() // 1_000_000 + 60_000
+
+
 SMALL_SEGMENTS = LogConfig(segment_bytes=400)
 """A couple of small batches per segment, so appends roll segments and snapshot."""
 
@@ -120,7 +125,7 @@ def test_retention_keeps_producer_state_and_prunes_old_snapshots(tmp_path: Path)
     for seq in range(10):
         produce(partition, batch(seq), now_ms=1000)
     partition.log.update_config(LogConfig(segment_bytes=400, retention_ms=1))
-    assert partition.log.delete_expired_segments(LATER) > 0
+    assert partition.log.delete_expired_segments(later()) > 0
     start = partition.log.log_start_offset
     produce(partition, batch(10), now_ms=10_000)
     partition.save_producer_state()
@@ -138,7 +143,7 @@ def test_a_snapshot_at_the_log_start_covers_producers_whose_data_retention_delet
     for seq in range(10):
         produce(partition, batch(seq), now_ms=1000)
     partition.log.update_config(LogConfig(segment_bytes=400, retention_ms=1))
-    partition.log.delete_expired_segments(LATER)
+    partition.log.delete_expired_segments(later())
     assert partition.log.log_start_offset == 10
     reopened = open_partition(tmp_path, recover=True)
     assert refused(reopened, batch(11)) is ErrorCode.out_of_order_sequence_number
