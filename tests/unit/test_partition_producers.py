@@ -150,6 +150,22 @@ def test_a_snapshot_at_the_log_start_covers_producers_whose_data_retention_delet
     assert produce(reopened, batch(10)) == 10
 
 
+def test_delete_records_inside_a_segment_keeps_producer_state_through_a_crash(
+    tmp_path: Path,
+) -> None:
+    partition = open_partition(tmp_path)
+    for seq in range(10):
+        produce(partition, batch(seq))
+    produce(partition, batch(0, pid=2))
+    partition.log.delete_records_before(partition.log.log_end_offset - 1)
+    partition.log.checkpoint_log_start_offset()
+    reopened = open_partition(tmp_path, recover=True)
+    assert reopened.log.log_start_offset == 10
+    assert produce(reopened, batch(10)) == 11
+    assert produce(reopened, batch(1, pid=2)) == 12
+    assert refused(reopened, batch(12)) is ErrorCode.out_of_order_sequence_number
+
+
 def test_expired_producers_are_not_reloaded(tmp_path: Path) -> None:
     partition = open_partition(tmp_path)
     produce(partition, batch(0))
