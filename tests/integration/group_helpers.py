@@ -183,6 +183,22 @@ class Pollers:
         assert not self.errors, self.errors
 
 
+def kafka_python_values(consumer: Any) -> list[bytes]:
+    """One kafka-python poll: the values it returned."""
+    return [r.value for records in consumer.poll(timeout_ms=500).values() for r in records]
+
+
+@pytest.fixture
+def pollers() -> Iterator[Pollers]:
+    """kafka-python consumers polling in their own threads, closed (leaving their group) at
+    the end of the test."""
+    running = Pollers(kafka_python_values)
+    yield running
+    running.stop()
+    for consumer in running.consumers:
+        consumer.close()
+
+
 def goqueue(bootstrap: str, *args: str) -> subprocess.CompletedProcess[str]:
     """Run a `goqueue` command against the broker, in-process (starting the command line
     takes a second, mostly imports) with its output and exit status captured."""

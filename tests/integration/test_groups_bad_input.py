@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from group_helpers import (
     describe_group,
     goqueue,
     group_broker,
+    pollers,
     produce,
     unique_group,
 )
@@ -30,23 +30,10 @@ from kio.schema.errors import ErrorCode
 from goqueue.client.admin import Admin
 from goqueue.testing.process import BrokerProcess
 
-__all__ = ["group_broker"]
+__all__ = ["group_broker", "pollers"]
 OFFSET_COMMIT, JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 8, 11, 12, 13, 14
 DELETE_GROUPS, OFFSET_DELETE = 42, 47
 METADATA_MAX_BYTES = 4096
-
-
-def values(c: KafkaConsumer) -> list[bytes]:
-    return [r.value for records in c.poll(timeout_ms=500).values() for r in records]
-
-
-@pytest.fixture
-def pollers() -> Iterator[Pollers]:
-    running = Pollers(values)
-    yield running
-    running.stop()
-    for c in running.consumers:
-        c.close()
 
 
 def join_request(group: str, member_id: str, protocol: str, session_ms: int) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 
 import pytest
 from client_compat import wait_for
@@ -26,6 +25,7 @@ from group_helpers import (
     describe_with_cli,
     group_broker,
     own_group_broker,
+    pollers,
     produce,
     unique_group,
     wait_shared,
@@ -39,7 +39,7 @@ from kafka.structs import OffsetAndMetadata
 
 from goqueue.testing.process import BrokerProcess
 
-__all__ = ["group_broker", "own_group_broker"]
+__all__ = ["group_broker", "own_group_broker", "pollers"]
 
 
 def consumer(bootstrap: str, group: str, *topics: str, **config: object) -> KafkaConsumer:
@@ -57,20 +57,6 @@ def consumer(bootstrap: str, group: str, *topics: str, **config: object) -> Kafk
 
 def owned(c: KafkaConsumer) -> set[TP]:
     return {(tp.topic, tp.partition) for tp in c.assignment()}
-
-
-def values(c: KafkaConsumer) -> list[bytes]:
-    return [r.value for records in c.poll(timeout_ms=500).values() for r in records]
-
-
-@pytest.fixture
-def pollers() -> Iterator[Pollers]:
-    """Consumers polling in their own threads, closed (leaving the group) at the end."""
-    running = Pollers(values)
-    yield running
-    running.stop()
-    for c in running.consumers:
-        c.close()
 
 
 @pytest.mark.parametrize(
@@ -159,9 +145,14 @@ def test_no_message_is_consumed_twice_while_members_come_and_go(
     for members in range(1, 4):
         pollers.start(consumer(group_broker.bootstrap, group, topic, enable_auto_commit=True))
         share = members * total // 6
-        wait_for(lambda n=share: pollers.count() >= n or None, f"{members} members to consume")
+        wait_for(
+            lambda n=share: pollers.count() >= n or None,
+            f"{members} members to consume",
+        )
     wait_shared(
-        lambda: [owned(c) for c in pollers.consumers], all_partitions(topic), "the final split"
+        lambda: [owned(c) for c in pollers.consumers],
+        all_partitions(topic),
+        "the final split",
     )
     sent_later = produce(group_broker.bootstrap, topic, total // 2, start=total // 2)
     wait_for(lambda: pollers.count() >= total or None, "every message")
