@@ -1,6 +1,13 @@
-"""Lag arithmetic shared by the broker and the command line."""
+"""Lag arithmetic shared by the broker and the command line, and the timestamp lookup the
+broker feeds it from its own logs."""
 
-from goqueue.coordinator.group.lag import PartitionLag, partition_lag
+import asyncio
+from pathlib import Path
+
+from log_helpers import append, config
+
+from goqueue.coordinator.group.lag import PartitionLag, partition_lag, record_timestamp_at
+from goqueue.log.partition_log import PartitionLog
 
 NOW = 1_000_000
 
@@ -28,3 +35,22 @@ def test_an_unreadable_timestamp_leaves_only_the_time_lag_unknown() -> None:
 
 def test_records_from_the_future_never_give_a_negative_age() -> None:
     assert partition_lag("t", 0, 3, 0, 10, NOW + 5000, NOW).time_lag_ms == 0
+
+
+def test_the_pending_record_timestamp_is_read_from_the_log(tmp_path: Path) -> None:
+    """Batches of 3 records at timestamps 1000, 2000, 3000, ...: the age comes from the
+    first record at or after the committed offset, inside a batch too."""
+    log = PartitionLog(tmp_path / "t-0", "t", 0, config())
+    for batch in range(4):
+        append(log, [3], timestamp=1000 * (batch + 1))
+    try:
+
+        async def at(offset: int) -> int | None:
+            return await record_timestamp_at(log, offset)
+
+        assert asyncio.run(at(0)) == 1000
+        assert asyncio.run(at(4)) == 2000
+        assert asyncio.run(at(11)) == 4000
+        assert asyncio.run(at(12)) is None
+    finally:
+        log.close()
