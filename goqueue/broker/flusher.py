@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,12 +34,19 @@ class Flusher:
         self._start(log)
 
     def _start(self, log: PartitionLog) -> asyncio.Future[None]:
+        """The running fsync of the log, or a new one. A finished fsync whose done callback
+        has not run yet does not count: a waiter needing a later offset would await it again
+        and again without ever yielding to the loop that runs that callback."""
         running = self._running.get(log)
-        if running is None:
+        if running is None or running.done():
             running = asyncio.get_running_loop().run_in_executor(self._pool, self._flush, log)
             self._running[log] = running
-            running.add_done_callback(lambda _: self._running.pop(log, None))
+            running.add_done_callback(functools.partial(self._finished, log))
         return running
+
+    def _finished(self, log: PartitionLog, future: asyncio.Future[None]) -> None:
+        if self._running.get(log) is future:
+            del self._running[log]
 
     def _flush(self, log: PartitionLog) -> None:
         started = time.perf_counter()
