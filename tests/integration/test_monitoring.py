@@ -152,6 +152,11 @@ def test_metrics_match_what_the_clients_did(broker: BrokerProcess) -> None:
     assert value(after, "goqueue_controller_active") == 1
     assert value(after, "goqueue_ready") == 1
     assert delta("goqueue_connections_accepted_total") >= 2
+    assert value(after, "goqueue_connections") >= 1, "the admin client is still connected"
+    wait_for(
+        lambda: value(scrape(broker), "goqueue_log_fsync_duration_seconds_count") or None,
+        "the flush.ms fsync of the produced data",
+    )
     assert value(after, "process_resident_memory_bytes") > 0
     assert value(after, "process_open_fds") > 0
     assert value(after, "goqueue_event_loop_lag_seconds_count") > 0
