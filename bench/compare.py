@@ -218,10 +218,14 @@ class CompareRun:
         outcome = run_workers(client, system.pids, [producer], [consumer])
         admin(client, "delete", (topic, 1, 1), ADMIN_TIME_LIMIT_S)
         sent, received = outcome.producers[0], outcome.consumers[0]
+        if sent.sent != total:
+            raise BenchError(
+                f"the client sent only {sent.sent:,} of {total:,} within {limit:g} s "
+                f"({sent.send_rate:,.0f} msg/s): too slow for this rate"
+            )
         if received.received != total or sent.acked != total:
             raise BenchError(
-                f"sent {sent.sent}, acknowledged {sent.acked}, received {received.received} "
-                f"of {total}"
+                f"acknowledged {sent.acked:,}, received {received.received:,} of {total:,}"
             )
         ordered = sorted(received.latencies_ns)
         figures = {name: percentile(ordered, q) / 1e6 for name, q in PERCENTILES.items()}

@@ -120,8 +120,9 @@ class NatsJetStreamClient:
                     messages = await pull.fetch(FETCH, timeout=FETCH_WAIT_S)
                 except NatsTimeout:
                     continue
-                receipts.add([m.data for m in messages])
-                await messages[-1].ack()
+                if messages:
+                    receipts.add([m.data for m in messages])
+                    await messages[-1].ack()
             return receipts.result()
         finally:
             await nc.close()
