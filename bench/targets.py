@@ -51,7 +51,7 @@ TARGETS = {
             "goqueue",
             "Go-Queue / confluent-kafka",
             "a topic partition",
-            "a reader with its own position (manual assign; group coordination is not served yet)",
+            "a reader with its own position (manual assign, no group coordination)",
             lambda s: KafkaDriver(s.bootstrap),
         ),
         Target(
