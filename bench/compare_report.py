@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.profiling import ProfileSummary
-from bench.report import number, profile_markdown
+from bench.report import machine_description, number, profile_markdown
 from bench.stats import Summary
 
 
@@ -80,9 +80,8 @@ class CompareResults:
             "",
             f"Command: `{self.command}`",
             "",
-            f"Machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gib']} GiB RAM, "
-            f"Python {m['python']}, Linux {m['kernel']}; data on {m['data_filesystem']}. "
-            "Clients and broker share the machine. Load average (1, 5, 15 min) at start "
+            f"{machine_description(m)} Clients and broker share the machine. "
+            "Load average (1, 5, 15 min) at start "
             f"{m['load_average_at_start']}; before each system and at the end in the notes.",
             "",
             "Each figure: median of runs (min to max). Throughput counts message values only "

@@ -7,6 +7,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.profiling import ProfileSummary
 from bench.stats import Summary
@@ -101,10 +102,8 @@ class BenchResults:
             "",
             f"Command: `{self.command}`",
             "",
-            f"Machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gib']} GiB RAM, "
-            f"Python {m['python']}, Linux {m['kernel']}; data on {m['data_filesystem']}. "
-            f"Client and broker share the machine; load average at start "
-            f"{m['load_average_at_start']} (1, 5, 15 min).",
+            f"{machine_description(m)} Client and broker share the machine; load average at "
+            f"start {m['load_average_at_start']} (1, 5, 15 min).",
             "",
             f"Durability: {self.durability}.",
             "",
@@ -155,6 +154,15 @@ def profile_markdown(name: str, profile: ProfileSummary) -> list[str]:
         lines += ["", f"| {title} | % of a core |", "|---|---:|"]
         lines += [f"| `{label}` | {pct} |" for label, pct in rows]
     return lines
+
+
+def machine_description(machine: dict[str, Any]) -> str:
+    """The machine a run measured, as every results page states it."""
+    m = machine
+    return (
+        f"Machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gib']} GiB RAM, "
+        f"Python {m['python']}, Linux {m['kernel']}; data on {m['data_filesystem']}."
+    )
 
 
 def number(value: float) -> str:
