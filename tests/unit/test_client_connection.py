@@ -117,10 +117,10 @@ def test_error_codes_map_to_specific_exceptions_with_retriability() -> None:
     assert isinstance(error, UnknownTopicOrPartitionError)
     assert error.retriable
     assert str(error) == "topic 'x' does not exist"
-    generic = error_for(ErrorCode.invalid_fetch_size)
-    assert type(generic).__name__ == "KafkaError"
-    assert not generic.retriable
-    assert str(generic) == "invalid fetch size (Kafka error 4)"
+    unnamed = error_for(ErrorCode.invalid_fetch_size)
+    assert type(unnamed).__name__ == "InvalidFetchSizeError"
+    assert not unnamed.retriable
+    assert str(unnamed) == "invalid fetch size (Kafka error 4)"
 
 
 def metadata_response(topic: str) -> Any:
