@@ -252,7 +252,7 @@ def decode_sticky_user_data(data: bytes) -> tuple[list[TopicPartition], int]:
         pos += fmt.size
         return int(value)
 
-    partitions = []
+    partitions: list[TopicPartition] = []
     for _ in range(read(_I32)):
         size = read(_I16)
         topic = data[pos : pos + size].decode()
