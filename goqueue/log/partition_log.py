@@ -261,17 +261,42 @@ class PartitionLog:
         """Append batches validated by scan_batches, assigning their offsets in place."""
         if not batches:
             raise ValueError("nothing to append")
-        first_offset = self._log_end_offset
+        return self._append_at(records, batches, self._log_end_offset, now_ms)
+
+    def _append_at(
+        self, records: bytearray, batches: list[BatchHeader], first_offset: int, now_ms: int
+    ) -> AppendResult:
+        """Write batches from `first_offset` (the log end, or past it after a cleaned gap)."""
         segment = self._segments[-1]
         next_offset = first_offset + sum(header.last_offset_delta + 1 for header in batches)
         max_timestamp = max(header.max_timestamp for header in batches)
         if segment.should_roll(len(records), max_timestamp, next_offset, now_ms, self.config):
-            segment = self._roll(now_ms)
+            segment = self._roll(now_ms, first_offset)
         max_timestamp, offset_of_max = segment.append(
             records, batches, first_offset, self.config.index_interval_bytes
         )
         self._log_end_offset = segment.next_offset
         return AppendResult(first_offset, segment.next_offset - 1, max_timestamp, offset_of_max)
+
+    def append_replicated(
+        self, records: bytearray, batches: list[BatchHeader], now_ms: int
+    ) -> None:
+        """Append a leader's batches with the offsets the leader gave them (a follower's append).
+        Offsets may skip ahead where the leader's cleaner removed batches, never go back."""
+        run_start = position = run_position = 0
+        for k, header in enumerate(batches):
+            position += header.size
+            if k + 1 < len(batches) and batches[k + 1].base_offset == header.next_offset:
+                continue
+            first = batches[run_start].base_offset
+            if first < self._log_end_offset:
+                raise OffsetOutOfRangeError(
+                    f"replicated batch at {first} is below the log end {self._log_end_offset} "
+                    f"of {self.topic}-{self.partition}"
+                )
+            run = batches[run_start : k + 1]
+            self._append_at(records[run_position:position], run, first, now_ms)
+            run_start, run_position = k + 1, position
 
     def read(self, offset: int, max_bytes: int, upper_bound: int | None = None) -> FileSlice | None:
         """Whole batches from the one containing ``offset``, within a single segment: at most
@@ -294,11 +319,12 @@ class PartitionLog:
         end = segment.read_end(start, max_bytes, upper_bound)
         return FileSlice(segment.fd, start, end - start) if end > start else None
 
-    def _roll(self, now_ms: int) -> Segment:
+    def _roll(self, now_ms: int, base_offset: int | None = None) -> Segment:
         self._segments[-1].seal()
-        segment = Segment.create(self.directory, self._log_end_offset, now_ms)
+        base = self._log_end_offset if base_offset is None else base_offset
+        segment = Segment.create(self.directory, base, now_ms)
         if self.on_roll is not None:
-            self.on_roll(self._log_end_offset)
+            self.on_roll(base)
         self._segments.append(segment)
         self._bases.append(segment.base_offset)
         self._dir_unsynced = True
@@ -441,6 +467,15 @@ class PartitionLog:
             self._flushed_offset = min(self._flushed_offset, self._log_end_offset)
             if self._recovery_point > self._log_end_offset:
                 self._write_recovery_point(self._log_end_offset)
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop every segment and continue empty at ``offset``: a follower whose log ends
+        below (or lies past) what its leader still has."""
+        with self._checkpoint_lock:
+            self._generation += 1
+            self._restart_at(offset)
+            self._flushed_offset = offset
+            self._write_recovery_point(offset)
 
     def _restart_at(self, offset: int) -> None:
         """Replace every segment with one empty segment starting at ``offset``."""
