@@ -20,6 +20,8 @@ __all__ = [
     "ClientError",
     "InvalidMetadataError",
     "KafkaError",
+    "KafkaTimeoutError",
+    "ProducerClosedError",
     "ProtocolError",
     "RetriableError",
     "error_for",
@@ -55,6 +57,19 @@ class BrokerConnectionError(ClientError):
 
 class ProtocolError(ClientError):
     """The broker sent bytes that do not decode as the expected response."""
+
+
+class KafkaTimeoutError(ClientError):
+    """A client-side time limit ran out: a producer's `max_block_ms` while waiting for metadata
+    or buffer space, or its `delivery_timeout_ms` for a record. Kafka's `TimeoutException`."""
+
+    @property
+    def retriable(self) -> bool:
+        return True
+
+
+class ProducerClosedError(ClientError):
+    """The producer is closed (or failed fatally) and takes no more records."""
 
 
 class KafkaError(ClientError):

@@ -1,8 +1,20 @@
-"""Key to partition, compatible with the Java client so a key lands where Kafka's clients put it."""
+"""Key to partition, compatible with the Java client so a key lands where Kafka's clients put it.
+
+Keyed records go to `toPositive(murmur2(key)) % partitions`, as with the Java client's default
+partitioner and librdkafka's `murmur2_random`. Keyless records follow one of three rules:
+sticky (KIP-480: stay on one partition until its batch is sent, then move), round robin, or
+random (librdkafka's choice for null keys).
+"""
+
+import itertools
+import random
+from typing import Literal
 
 M = 0x5BD1E995
 SEED = 0x9747B28C
 MASK = 0xFFFFFFFF
+
+Keyless = Literal["sticky", "round_robin", "random"]
 
 
 def murmur2(data: bytes) -> int:
@@ -33,3 +45,40 @@ def murmur2(data: bytes) -> int:
 def partition_for_key(key: bytes, num_partitions: int) -> int:
     """The Java default partitioner's choice for a non-null key: toPositive(murmur2) % n."""
     return (murmur2(key) & 0x7FFFFFFF) % num_partitions
+
+
+class Partitioner:
+    """Chooses a partition for each record; subclass it to route records your own way.
+
+    The producer calls `partition` for every record sent without an explicit partition, and
+    `on_new_batch` when a keyless record would open a new batch on the partition just chosen,
+    then asks `partition` again: that is the hook sticky partitioning needs.
+    """
+
+    def __init__(self, keyless: Keyless = "sticky") -> None:
+        if keyless not in ("sticky", "round_robin", "random"):
+            raise ValueError(f"keyless must be sticky, round_robin or random, not {keyless!r}")
+        self.keyless = keyless
+        self._sticky: dict[str, int] = {}
+        self._counters: dict[str, itertools.count[int]] = {}
+
+    def partition(self, topic: str, key: bytes | None, num_partitions: int) -> int:
+        """The partition of a record of `topic` with `key` (None for keyless records)."""
+        if key is not None:
+            return partition_for_key(key, num_partitions)
+        if self.keyless == "round_robin":
+            return next(self._counters.setdefault(topic, itertools.count())) % num_partitions
+        if self.keyless == "random":
+            return random.randrange(num_partitions)
+        sticky = self._sticky.get(topic)
+        if sticky is None or sticky >= num_partitions:
+            sticky = self._sticky[topic] = random.randrange(num_partitions)
+        return sticky
+
+    def on_new_batch(self, topic: str, num_partitions: int, previous: int) -> None:
+        """A keyless record would open a new batch on `previous`: stick to another partition."""
+        if self.keyless == "sticky" and self._sticky.get(topic) == previous:
+            choice = random.randrange(num_partitions - 1) if num_partitions > 1 else 0
+            self._sticky[topic] = (
+                choice + 1 if num_partitions > 1 and choice >= previous else choice
+            )

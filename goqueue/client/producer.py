@@ -1,27 +1,41 @@
 """Produce: records to batches, batches to partition leaders (the seed of the SDK producer)."""
 
 import asyncio
-import datetime
-import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from goqueue.client.cluster import Cluster
 from goqueue.client.metadata import TopicPartition
-from goqueue.client.protocol import Fields
+from goqueue.client.produce_protocol import (
+    ACKS_ALL,
+    DEFAULT_PRODUCE_TIMEOUT_MS,
+    PRODUCE,
+    RECORD_OVERHEAD,
+    estimated_size,
+    partition_responses,
+    produce_request,
+)
 from goqueue.records.batch import HEADER_SIZE
 from goqueue.records.builder import NewRecord, build_batch
 from goqueue.records.compression import Compression
 
-PRODUCE = 0
-ACKS_ALL = -1
-DEFAULT_PRODUCE_TIMEOUT_MS = 30_000
+__all__ = [
+    "ACKS_ALL",
+    "DEFAULT_MAX_BATCH_BYTES",
+    "PRODUCE",
+    "RECORD_OVERHEAD",
+    "ProduceResult",
+    "estimated_size",
+    "produce",
+    "produce_all",
+    "produce_batches",
+    "produce_request",
+    "split_batches",
+]
+
 DEFAULT_MAX_BATCH_BYTES = 1_000_000
 """Below the broker's default `max.message.bytes` (1048588), which bounds each batch."""
-RECORD_OVERHEAD = 21
-"""Upper bound of a record's encoded size beyond its key, value and header bytes: length,
-attributes, timestamp and offset deltas, key and value lengths, header count (all varints)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +45,6 @@ class ProduceResult:
     topic_partition: TopicPartition
     base_offset: int
     log_start_offset: int
-
-
-def estimated_size(record: NewRecord) -> int:
-    """An upper bound of the record's size inside an uncompressed batch."""
-    headers = sum(len(name.encode()) + len(value or b"") + 10 for name, value in record.headers)
-    return len(record.key or b"") + len(record.value or b"") + headers + RECORD_OVERHEAD
 
 
 def split_batches(records: Sequence[NewRecord], max_bytes: int) -> Iterator[Sequence[NewRecord]]:
@@ -104,27 +112,6 @@ async def produce_batches(
     return {tp: result for answer in answers for tp, result in answer.items()}
 
 
-def produce_request(
-    batches: Mapping[TopicPartition, bytes],
-    topic_ids: Mapping[str, uuid.UUID | None],
-    acks: int,
-    timeout_ms: int,
-) -> Fields:
-    """A non-transactional Produce request of one batch per partition."""
-    by_topic: dict[str, list[dict[str, object]]] = {}
-    for tp, batch in batches.items():
-        by_topic.setdefault(tp.topic, []).append({"index": tp.partition, "records": batch})
-    return {
-        "transactional_id": None,
-        "acks": acks,
-        "timeout": datetime.timedelta(milliseconds=timeout_ms),
-        "topic_data": [
-            {"name": name, "topic_id": topic_ids[name], "partition_data": partitions}
-            for name, partitions in by_topic.items()
-        ],
-    }
-
-
 async def _send(
     cluster: Cluster,
     node_id: int,
@@ -141,12 +128,8 @@ async def _send(
     response = await connection.request(
         PRODUCE, request, timeout=cluster.request_timeout + timeout_ms / 1000
     )
-    names = {topic_id: name for name, topic_id in topic_ids.items()}
     results = {}
-    for topic in response.responses:
-        name = getattr(topic, "name", None) or names[topic.topic_id]
-        for partition in topic.partition_responses:
-            cluster.check(partition.error_code, name, partition.index, partition.error_message)
-            tp = TopicPartition(name, partition.index)
-            results[tp] = ProduceResult(tp, partition.base_offset, partition.log_start_offset)
+    for tp, partition in partition_responses(response, topic_ids):
+        cluster.check(partition.error_code, tp.topic, tp.partition, partition.error_message)
+        results[tp] = ProduceResult(tp, partition.base_offset, partition.log_start_offset)
     return results
