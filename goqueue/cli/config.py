@@ -49,7 +49,8 @@ def alter(
     if not ops:
         fail("nothing to change: give at least one config")
     with_admin(
-        bootstrap, lambda admin: admin.alter_configs(resource, ops, validate_only=validate_only)
+        bootstrap,
+        lambda admin: admin.incremental_alter_configs(resource, ops, validate_only=validate_only),
     )
     done = "; ".join(_describe_op(op) for op in ops)
     if validate_only:

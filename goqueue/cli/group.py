@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Annotated
@@ -15,19 +14,14 @@ from rich.table import Table
 from goqueue.cli.client_options import Bootstrap, CommandError, fail, stdout, with_admin
 from goqueue.client.admin import Admin
 from goqueue.client.cluster import DEFAULT_BOOTSTRAP
-from goqueue.client.fetcher import FetchLimits, fetch
-from goqueue.client.groups import Committed, GroupDescription
+from goqueue.client.groups import Committed, GroupDescription, OffsetMove, OffsetReset
 from goqueue.client.metadata import TopicPartition
-from goqueue.client.offsets import EARLIEST, LATEST
-from goqueue.coordinator.group.lag import PartitionLag, partition_lag
+from goqueue.coordinator.group.lag import PartitionLag
 
 app = typer.Typer(
     help="List, describe (with lag) and delete consumer groups; reset their offsets.",
     no_args_is_help=True,
 )
-INACTIVE_STATES = frozenset({"Empty", "Dead"})
-_PEEK = FetchLimits(max_wait_ms=0, min_bytes=0, partition_max_bytes=64 * 1024)
-"""Enough of a partition to read the timestamp of the record at an offset."""
 
 
 @app.command("list")
@@ -64,45 +58,16 @@ async def describe_with_lag(
 ) -> tuple[GroupDescription, list[PartitionView]]:
     """The group and, for every partition it committed to or is assigned, the lag."""
     group = await admin.describe_group(group_id)
-    committed = await admin.list_group_offsets(group_id)
+    lags = await admin.group_lag(group_id)
     owners = {
         tp: (member.member_id, member.client_id, member.client_host)
         for member in group.members
         for tp in member.partitions
     }
-    partitions = sorted(set(committed) | set(owners))
-    if not partitions:
-        return group, []
-    starts = await admin.list_offsets(dict.fromkeys(partitions, EARLIEST))
-    ends = await admin.list_offsets(dict.fromkeys(partitions, LATEST))
-    pending = {
-        tp: c.offset
-        for tp, c in committed.items()
-        if max(c.offset, starts[tp].offset) < ends[tp].offset
-    }
-    timestamps: dict[TopicPartition, int] = {}
-    if pending:
-        peeked = await fetch(
-            admin.cluster, {tp: max(o, starts[tp].offset) for tp, o in pending.items()}, _PEEK
-        )
-        for tp, fetched in peeked.items():
-            if fetched.records:
-                timestamps[tp] = fetched.records[0].timestamp_ms
-    now_ms = int(time.time() * 1000)
-    views = []
-    for tp in partitions:
-        found = committed.get(tp)
-        lag = partition_lag(
-            tp.topic,
-            tp.partition,
-            None if found is None else found.offset,
-            starts[tp].offset,
-            ends[tp].offset,
-            timestamps.get(tp),
-            now_ms,
-        )
-        owner = owners.get(tp, (None, None, None))
-        views.append(PartitionView(lag, *owner))
+    views = [
+        PartitionView(lag, *owners.get(TopicPartition(lag.topic, lag.partition), (None,) * 3))
+        for lag in lags
+    ]
     return group, views
 
 
@@ -180,55 +145,14 @@ def delete(
         stdout.print(f"Deleted group {group_id!r}.")
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where `reset-offsets` moves offsets to: exactly one of these is set."""
-
-    earliest: bool = False
-    latest: bool = False
-    timestamp_ms: int | None = None
-    offset: int | None = None
-    shift: int | None = None
-
-
 async def plan_reset(
-    admin: Admin, group_id: str, topics: Sequence[str], all_topics: bool, target: Target
-) -> dict[TopicPartition, tuple[int | None, int]]:
-    """Per partition, (current committed offset, new offset); new offsets stay within the
-    log, as Kafka's tool keeps them. Refused while the group has active members, whose own
-    commits would undo the reset (and which the broker would refuse anyway)."""
-    group = await admin.describe_group(group_id)
-    if group.state not in INACTIVE_STATES:
-        raise CommandError(
-            f"group {group_id!r} is {group.state}: offsets can only be reset while it has no "
-            "active members; stop its consumers first"
-        )
-    committed = await admin.list_group_offsets(group_id)
+    admin: Admin, group_id: str, topics: Sequence[str], all_topics: bool, to: OffsetReset
+) -> dict[TopicPartition, OffsetMove]:
+    """Per partition, the current and new committed offset (see `Admin.reset_group_offsets`,
+    which refuses while the group has active members)."""
+    committed = await admin.list_group_offsets(group_id) if all_topics else {}
     partitions = await _reset_partitions(admin, topics, all_topics, committed)
-    starts = await admin.list_offsets(dict.fromkeys(partitions, EARLIEST))
-    ends = await admin.list_offsets(dict.fromkeys(partitions, LATEST))
-    by_time = {}
-    if target.timestamp_ms is not None:
-        by_time = await admin.list_offsets(dict.fromkeys(partitions, target.timestamp_ms))
-    plan: dict[TopicPartition, tuple[int | None, int]] = {}
-    for tp in partitions:
-        current = committed[tp].offset if tp in committed else None
-        start, end = starts[tp].offset, ends[tp].offset
-        if target.earliest:
-            new = start
-        elif target.latest:
-            new = end
-        elif target.timestamp_ms is not None:
-            found = by_time[tp].offset
-            new = end if found < 0 else found
-        elif target.offset is not None:
-            new = target.offset
-        else:
-            if current is None:
-                raise CommandError(f"{tp.topic} partition {tp.partition} has no committed offset")
-            new = current + (target.shift or 0)
-        plan[tp] = (current, min(max(new, start), end))
-    return plan
+    return await admin.reset_group_offsets(group_id, to, partitions, dry_run=True)
 
 
 async def _reset_partitions(
@@ -303,26 +227,29 @@ def reset_offsets(
             "give exactly one of --to-earliest, --to-latest, --to-datetime, --to-offset "
             "or --shift-by"
         )
-    target = Target(
-        earliest=to_earliest,
-        latest=to_latest,
-        timestamp_ms=None if to_datetime is None else _parse_datetime(to_datetime),
-        offset=to_offset,
-        shift=shift_by,
-    )
+    if to_earliest:
+        to = OffsetReset.earliest()
+    elif to_latest:
+        to = OffsetReset.latest()
+    elif to_datetime is not None:
+        to = OffsetReset.timestamp(_parse_datetime(to_datetime))
+    elif to_offset is not None:
+        to = OffsetReset.offset(to_offset)
+    else:
+        to = OffsetReset.shift(shift_by or 0)
 
-    async def run(admin: Admin) -> dict[TopicPartition, tuple[int | None, int]]:
-        plan = await plan_reset(admin, group_id, topic or [], all_topics, target)
+    async def run(admin: Admin) -> dict[TopicPartition, OffsetMove]:
+        plan = await plan_reset(admin, group_id, topic or [], all_topics, to)
         if execute:
             await admin.alter_group_offsets(
-                group_id, {tp: Committed(new) for tp, (_current, new) in plan.items()}
+                group_id, {tp: Committed(move.new) for tp, move in plan.items()}
             )
         return plan
 
     plan = with_admin(bootstrap, run)
     table = Table("Topic", "Partition", "Current offset", "New offset")
-    for tp, (current, new) in plan.items():
-        table.add_row(tp.topic, str(tp.partition), _or_dash(current), str(new))
+    for tp, move in plan.items():
+        table.add_row(tp.topic, str(tp.partition), _or_dash(move.current), str(move.new))
     stdout.print(table)
     if execute:
         stdout.print(f"Reset the offsets of group {group_id!r}.")

@@ -1,5 +1,10 @@
-"""Cluster administration: topics, partitions, configs, cluster description, offsets, record
-deletion and consumer groups (the seed of the SDK admin)."""
+"""The SDK's admin client: topics, partitions, configs, cluster description, offsets, record
+deletion and consumer groups (offsets, resets, lag).
+
+Every method is one coroutine that finds the broker its request must go to (the controller for
+topic changes, a group's coordinator, a partition's leader, a broker for its own configs), sends
+it over the cluster's shared connections and turns error codes into `goqueue.client` exceptions.
+"""
 
 import datetime
 import uuid
@@ -13,22 +18,31 @@ from kio.schema.errors import ErrorCode
 from goqueue.client import groups
 from goqueue.client.cluster import DEFAULT_BOOTSTRAP, Cluster
 from goqueue.client.configs import (
+    ALTER_CONFIGS,
     DESCRIBE_CONFIGS,
     INCREMENTAL_ALTER_CONFIGS,
     AlterConfigOp,
     ConfigEntry,
     ConfigResource,
     ResourceType,
+    alter_configs_request,
     config_entries,
     describe_configs_request,
     incremental_alter_configs_request,
 )
 from goqueue.client.connection import DEFAULT_REQUEST_TIMEOUT, Connection
 from goqueue.client.errors import KafkaError, error_for, raise_for, topic_error
-from goqueue.client.groups import Committed, GroupDescription, ListedGroup
+from goqueue.client.groups import (
+    Committed,
+    GroupDescription,
+    ListedGroup,
+    OffsetMove,
+    OffsetReset,
+)
 from goqueue.client.metadata import BrokerAddress, TopicMetadata, TopicPartition
 from goqueue.client.offsets import OffsetAndTimestamp, list_offsets
 from goqueue.client.protocol import Fields
+from goqueue.coordinator.group.lag import PartitionLag
 
 CREATE_TOPICS = 19
 DELETE_TOPICS = 20
@@ -63,6 +77,8 @@ class CreatedTopic:
 
 @dataclass(frozen=True, slots=True)
 class ClusterDescription:
+    """The cluster's id, the node id of its controller and its brokers' addresses."""
+
     cluster_id: str | None
     controller_id: int
     brokers: tuple[BrokerAddress, ...]
@@ -125,16 +141,23 @@ DESCRIBE_CLUSTER_REQUEST: Fields = {
 
 
 class Admin:
-    """Administrative requests against a cluster; use as `async with Admin(bootstrap) as admin`."""
+    """Administrative requests against a cluster; use as `async with Admin(bootstrap) as admin`.
+
+    `bootstrap` is `host:port`, several of them comma-separated, or a list of them; the client
+    learns the other brokers from the cluster. `request_timeout` (seconds) bounds every
+    request, including retries while a group coordinator loads.
+    """
 
     def __init__(
         self,
-        bootstrap: str | Sequence[str] = DEFAULT_BOOTSTRAP,
+        bootstrap_servers: str | Sequence[str] = DEFAULT_BOOTSTRAP,
         *,
         client_id: str | None = "goqueue-admin",
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
-        self.cluster = Cluster(bootstrap, client_id=client_id, request_timeout=request_timeout)
+        self.cluster = Cluster(
+            bootstrap_servers, client_id=client_id, request_timeout=request_timeout
+        )
 
     async def __aenter__(self) -> "Admin":
         await self.cluster.connect()
@@ -149,7 +172,25 @@ class Admin:
         await self.close()
 
     async def close(self) -> None:
+        """Close every connection; the admin cannot be used afterwards."""
         await self.cluster.close()
+
+    async def create_topic(
+        self,
+        name: str,
+        num_partitions: int = -1,
+        replication_factor: int = -1,
+        configs: Mapping[str, str] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> CreatedTopic:
+        """Create one topic (-1: the broker's default partitions or replication factor) and
+        wait until its partitions have leaders, so that it can be used right away."""
+        topic = NewTopic(name, num_partitions, replication_factor, configs or {})
+        (created,) = await self.create_topics([topic], validate_only=validate_only)
+        if not validate_only:
+            await self.cluster.topic(name)
+        return created
 
     async def create_topics(
         self,
@@ -237,20 +278,36 @@ class Admin:
     async def alter_configs(
         self,
         resource: ConfigResource,
+        configs: Mapping[str, str | None],
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        """Replace the dynamic configs of a topic or broker with `configs` (AlterConfigs):
+        every config not named goes back to its default. Prefer `incremental_alter_configs`,
+        which changes only what it names."""
+        request = alter_configs_request(resource, configs, validate_only)
+        await self._alter(ALTER_CONFIGS, resource, request)
+
+    async def incremental_alter_configs(
+        self,
+        resource: ConfigResource,
         ops: Sequence[AlterConfigOp],
         *,
         validate_only: bool = False,
     ) -> None:
-        """Apply incremental changes to a topic's or broker's configs, all or none of them;
-        the broker applies them without a restart."""
+        """Apply incremental changes (set, delete, append, subtract) to a topic's or broker's
+        configs, all or none of them; the broker applies them without a restart."""
         request = incremental_alter_configs_request(resource, ops, validate_only)
+        await self._alter(INCREMENTAL_ALTER_CONFIGS, resource, request)
+
+    async def _alter(self, api_key: int, resource: ConfigResource, request: Fields) -> None:
         connection = await self._connection_for(resource)
-        response = await connection.request(
-            INCREMENTAL_ALTER_CONFIGS, request, timeout=self.cluster.request_timeout
-        )
+        response = await connection.request(api_key, request, timeout=self.cluster.request_timeout)
         (result,) = response.responses
         if result.error_code != ErrorCode.none:
             raise _resource_error(resource, result.error_code, result.error_message)
+        if resource.type is ResourceType.TOPIC:
+            self.cluster.invalidate(resource.name)
 
     async def create_partitions(
         self,
@@ -338,10 +395,45 @@ class Admin:
         return await groups.fetch_committed(self.cluster, group_id, partitions)
 
     async def alter_group_offsets(
-        self, group_id: str, offsets: Mapping[TopicPartition, Committed]
+        self, group_id: str, offsets: Mapping[TopicPartition, Committed | int]
     ) -> None:
         """Set a group's committed offsets; the broker refuses while the group has members."""
-        await groups.commit_offsets(self.cluster, group_id, offsets)
+        committed = {
+            tp: c if isinstance(c, Committed) else Committed(c) for tp, c in offsets.items()
+        }
+        await groups.commit_offsets(self.cluster, group_id, committed)
+
+    async def delete_group_offsets(
+        self, group_id: str, partitions: Sequence[TopicPartition]
+    ) -> None:
+        """Forget a group's committed offsets of `partitions`; refused (GROUP_SUBSCRIBED_TO_TOPIC)
+        for a topic an active member consumes."""
+        await groups.delete_offsets(self.cluster, group_id, partitions)
+
+    async def reset_group_offsets(
+        self,
+        group_id: str,
+        to: OffsetReset,
+        partitions: Sequence[TopicPartition] | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> dict[TopicPartition, OffsetMove]:
+        """Move an inactive group's offsets of `partitions` (None: all it has committed) to
+        `to`, within the log; returns each partition's old and new offset. With `dry_run`
+        nothing is committed. Raises `NonEmptyGroupError` while the group has members."""
+        plan = await groups.plan_reset(self.cluster, group_id, to, partitions)
+        if plan and not dry_run:
+            await groups.commit_offsets(
+                self.cluster, group_id, {tp: Committed(move.new) for tp, move in plan.items()}
+            )
+        return plan
+
+    async def group_lag(self, group_id: str) -> list[PartitionLag]:
+        """Per partition the group committed to or has assigned: committed offset, log start
+        and end, lag in messages and how long the next unconsumed message has waited."""
+        group = await self.describe_group(group_id)
+        committed = await self.list_group_offsets(group_id)
+        return await groups.lag(self.cluster, group, committed)
 
     async def _connection_for(self, resource: ConfigResource) -> Connection:
         """A broker's own settings are only known to that broker; the rest to any of them."""

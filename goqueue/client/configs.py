@@ -1,13 +1,14 @@
 """Config resources, entries and changes of DescribeConfigs and IncrementalAlterConfigs."""
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from goqueue.client.protocol import Fields
 
 DESCRIBE_CONFIGS = 32
+ALTER_CONFIGS = 33
 INCREMENTAL_ALTER_CONFIGS = 44
 
 
@@ -139,6 +140,22 @@ def config_entries(result: Any) -> list[ConfigEntry]:
         )
         for config in result.configs
     ]
+
+
+def alter_configs_request(
+    resource: ConfigResource, configs: Mapping[str, str | None], validate_only: bool
+) -> Fields:
+    """AlterConfigs: `configs` replace every dynamic config of the resource."""
+    return {
+        "resources": [
+            {
+                "resource_type": int(resource.type),
+                "resource_name": resource.name,
+                "configs": [{"name": name, "value": value} for name, value in configs.items()],
+            }
+        ],
+        "validate_only": validate_only,
+    }
 
 
 def incremental_alter_configs_request(

@@ -1,5 +1,5 @@
 """Consumer group administration: find a group's coordinator, list, describe and delete groups,
-read and set committed offsets.
+read, set, reset and delete committed offsets, and compute lag.
 
 Group requests go to the group's coordinator (FindCoordinator). While a coordinator loads its
 state after a restart it answers COORDINATOR_LOAD_IN_PROGRESS, and a moved group answers
@@ -17,10 +17,13 @@ from kio.schema.errors import ErrorCode
 
 from goqueue.client.cluster import Cluster
 from goqueue.client.connection import Connection
-from goqueue.client.errors import KafkaError, error_for, raise_for
+from goqueue.client.errors import ClientError, KafkaError, error_for, raise_for
+from goqueue.client.fetcher import FetchLimits, fetch
 from goqueue.client.metadata import TopicPartition
+from goqueue.client.offsets import EARLIEST, LATEST, list_offsets
 from goqueue.client.protocol import Fields
 from goqueue.coordinator.group.consumer_protocol import ConsumerProtocolError, assigned_partitions
+from goqueue.coordinator.group.lag import PartitionLag, partition_lag
 
 OFFSET_COMMIT = 8
 OFFSET_FETCH = 9
@@ -40,6 +43,10 @@ _COORDINATOR_ERRORS = frozenset(
         ErrorCode.not_coordinator,
     }
 )
+INACTIVE_STATES = frozenset({"Empty", "Dead"})
+"""States in which a group has no members, so an administrator may change its offsets."""
+_PEEK = FetchLimits(max_wait_ms=0, min_bytes=0, partition_max_bytes=64 * 1024)
+"""Enough of a partition to read the timestamp of the record at an offset."""
 T = TypeVar("T")
 
 
@@ -88,6 +95,48 @@ class Committed:
     offset: int
     leader_epoch: int = -1
     metadata: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetReset:
+    """Where `reset_offsets` moves a group's offsets; build it with one of the class methods.
+    New offsets are kept within the log, as Kafka's reset tool keeps them."""
+
+    kind: str
+    value: int = 0
+
+    @classmethod
+    def earliest(cls) -> "OffsetReset":
+        """To the first offset still in the log."""
+        return cls("earliest")
+
+    @classmethod
+    def latest(cls) -> "OffsetReset":
+        """To the end of the log: the group skips everything written so far."""
+        return cls("latest")
+
+    @classmethod
+    def timestamp(cls, timestamp_ms: int) -> "OffsetReset":
+        """To the first message with a timestamp at or after `timestamp_ms` (else the end)."""
+        return cls("timestamp", timestamp_ms)
+
+    @classmethod
+    def offset(cls, offset: int) -> "OffsetReset":
+        """To one offset on every partition."""
+        return cls("offset", offset)
+
+    @classmethod
+    def shift(cls, by: int) -> "OffsetReset":
+        """Move each committed offset by `by` (negative: re-read that many messages)."""
+        return cls("shift", by)
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetMove:
+    """A partition's committed offset before a reset (None: none) and after it."""
+
+    current: int | None
+    new: int
 
 
 async def with_coordinator(
@@ -379,3 +428,113 @@ def _group_error(code: ErrorCode, group_id: str, where: str | None = None) -> Ka
     reason = reasons.get(code, f"{code.name.replace('_', ' ')} (Kafka error {int(code)})")
     prefix = f"group {group_id!r}" + (f", {where}," if where else "")
     return error_for(code, f"{prefix} {reason}")
+
+
+async def delete_offsets(
+    cluster: Cluster, group_id: str, partitions: Sequence[TopicPartition]
+) -> None:
+    """Forget a group's committed offsets of some partitions (OffsetDelete); the broker refuses
+    with GROUP_SUBSCRIBED_TO_TOPIC while a member consumes one of their topics."""
+    by_topic: dict[str, list[dict[str, int]]] = {}
+    for tp in sorted(set(partitions)):
+        by_topic.setdefault(tp.topic, []).append({"partition_index": tp.partition})
+    request = {
+        "group_id": group_id,
+        "topics": [{"name": name, "partitions": parts} for name, parts in by_topic.items()],
+    }
+
+    async def call(connection: Connection) -> None:
+        response = await connection.request(OFFSET_DELETE, request, timeout=cluster.request_timeout)
+        if response.error_code != ErrorCode.none:
+            raise _group_error(response.error_code, group_id)
+        for topic in response.topics:
+            for p in topic.partitions:
+                if p.error_code != ErrorCode.none:
+                    where = f"{topic.name!r} partition {p.partition_index}"
+                    raise _group_error(p.error_code, group_id, where)
+
+    await with_coordinator(cluster, group_id, call)
+
+
+async def lag(
+    cluster: Cluster, group: GroupDescription, committed: Mapping[TopicPartition, Committed]
+) -> list[PartitionLag]:
+    """Lag of every partition the group committed to or has assigned, sorted: messages behind
+    the log end, and the age of the first message not consumed yet."""
+    assigned = {tp for member in group.members for tp in member.partitions}
+    partitions = sorted(set(committed) | assigned)
+    if not partitions:
+        return []
+    starts = await list_offsets(cluster, dict.fromkeys(partitions, EARLIEST))
+    ends = await list_offsets(cluster, dict.fromkeys(partitions, LATEST))
+    pending = {
+        tp: max(c.offset, starts[tp].offset)
+        for tp, c in committed.items()
+        if max(c.offset, starts[tp].offset) < ends[tp].offset
+    }
+    timestamps: dict[TopicPartition, int] = {}
+    if pending:
+        for tp, fetched in (await fetch(cluster, pending, _PEEK)).items():
+            if fetched.records:
+                timestamps[tp] = fetched.records[0].timestamp_ms
+    now_ms = int(time.time() * 1000)
+    return [
+        partition_lag(
+            tp.topic,
+            tp.partition,
+            committed[tp].offset if tp in committed else None,
+            starts[tp].offset,
+            ends[tp].offset,
+            timestamps.get(tp),
+            now_ms,
+        )
+        for tp in partitions
+    ]
+
+
+async def plan_reset(
+    cluster: Cluster,
+    group_id: str,
+    to: OffsetReset,
+    partitions: Sequence[TopicPartition] | None = None,
+) -> dict[TopicPartition, OffsetMove]:
+    """Where `to` moves the group's offsets of `partitions` (None: every partition it has
+    committed offsets for). Refused with NON_EMPTY_GROUP while the group has active members,
+    whose own commits would undo the reset (the broker would refuse the commit anyway)."""
+    group = await describe_group(cluster, group_id)
+    if group.state not in INACTIVE_STATES:
+        raise error_for(
+            ErrorCode.non_empty_group,
+            f"group {group_id!r} is {group.state}: offsets can only be reset while it has no "
+            "active members; stop its consumers first",
+        )
+    committed = await fetch_committed(cluster, group_id)
+    wanted = sorted(committed if partitions is None else set(partitions))
+    if not wanted:
+        return {}
+    starts = await list_offsets(cluster, dict.fromkeys(wanted, EARLIEST))
+    ends = await list_offsets(cluster, dict.fromkeys(wanted, LATEST))
+    by_time = {}
+    if to.kind == "timestamp":
+        by_time = await list_offsets(cluster, dict.fromkeys(wanted, to.value))
+    plan = {}
+    for tp in wanted:
+        current = committed[tp].offset if tp in committed else None
+        start, end = starts[tp].offset, ends[tp].offset
+        if to.kind == "earliest":
+            new = start
+        elif to.kind == "latest":
+            new = end
+        elif to.kind == "timestamp":
+            found = by_time[tp].offset
+            new = end if found < 0 else found
+        elif to.kind == "offset":
+            new = to.value
+        elif current is None:
+            raise ClientError(
+                f"{tp.topic!r} partition {tp.partition} has no committed offset to shift"
+            )
+        else:
+            new = current + to.value
+        plan[tp] = OffsetMove(current, min(max(new, start), end))
+    return plan
