@@ -1,9 +1,12 @@
-"""Fetch: read records from partition leaders (the seed of the SDK consumer)."""
+"""Fetch: read records from partition leaders, for the CLI (`fetch`, one round) and the SDK
+consumer (`fetch_partitions` and `consumer_records`, which keep each record's topic, leader
+epoch and transaction state)."""
 
 import asyncio
 import datetime
+import struct
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,11 +14,40 @@ from goqueue.client.cluster import Cluster
 from goqueue.client.errors import error_for
 from goqueue.client.metadata import TopicPartition
 from goqueue.client.protocol import Fields
-from goqueue.records.batch import iter_batches
+from goqueue.records.batch import BatchHeader, TimestampType, iter_batches
 from goqueue.records.errors import RecordsError
-from goqueue.records.reader import ConsumedRecord, iter_records
+from goqueue.records.reader import ConsumedRecord, batch_records, iter_records
 
 FETCH = 1
+READ_UNCOMMITTED = 0
+READ_COMMITTED = 1
+"""Isolation levels: read committed stops at the last stable offset and skips records of
+aborted transactions."""
+_ABORT_MARKER = 0
+"""The control record type (second int16 of a control record's key) of a transaction abort."""
+_CONTROL_KEY = struct.Struct(">hh")
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerRecord:
+    """One message as a consumer sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...]
+    timestamp: int
+    """Milliseconds since the epoch: the producer's (create time) or the broker's (log append
+    time, when the topic says so)."""
+    timestamp_type: TimestampType
+    leader_epoch: int
+    """The partition leader epoch that wrote the record (-1 when unknown)."""
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +93,9 @@ def fetch_request(
     positions: Mapping[TopicPartition, int],
     topic_ids: Mapping[str, uuid.UUID | None],
     limits: FetchLimits,
+    isolation_level: int = READ_UNCOMMITTED,
 ) -> Fields:
-    """A consumer's full Fetch request (no fetch session, read uncommitted)."""
+    """A consumer's full Fetch request (no fetch session)."""
     by_topic: dict[str, list[dict[str, int]]] = {}
     for tp, offset in positions.items():
         by_topic.setdefault(tp.topic, []).append(
@@ -77,7 +110,7 @@ def fetch_request(
         "min_bytes": limits.min_bytes,
         "max_bytes": limits.max_bytes,
         "replica_id": -1,
-        "isolation_level": 0,
+        "isolation_level": isolation_level,
         "session_id": 0,
         "session_epoch": -1,
         "topics": [
@@ -89,26 +122,39 @@ def fetch_request(
     }
 
 
+async def fetch_partitions(
+    cluster: Cluster,
+    node_id: int,
+    positions: Mapping[TopicPartition, int],
+    limits: FetchLimits,
+    isolation_level: int = READ_UNCOMMITTED,
+) -> dict[TopicPartition, Any]:
+    """One Fetch request to one leader: each partition's raw answer (error code, watermarks,
+    batches), errors unchecked so that the caller handles each partition on its own."""
+    topic_ids = {tp.topic: (await cluster.topic(tp.topic)).topic_id for tp in positions}
+    request = fetch_request(positions, topic_ids, limits, isolation_level)
+    connection = await cluster.connection(node_id)
+    response = await connection.request(
+        FETCH, request, timeout=cluster.request_timeout + limits.max_wait_ms / 1000
+    )
+    names = {topic_id: name for name, topic_id in topic_ids.items()}
+    return {
+        TopicPartition(getattr(topic, "topic", None) or names[topic.topic_id], p.partition_index): p
+        for topic in response.responses
+        for p in topic.partitions
+    }
+
+
 async def _fetch_from(
     cluster: Cluster,
     node_id: int,
     positions: Mapping[TopicPartition, int],
     limits: FetchLimits,
 ) -> dict[TopicPartition, FetchedPartition]:
-    topic_ids = {tp.topic: (await cluster.topic(tp.topic)).topic_id for tp in positions}
-    request = fetch_request(positions, topic_ids, limits)
-    connection = await cluster.connection(node_id)
-    response = await connection.request(
-        FETCH, request, timeout=cluster.request_timeout + limits.max_wait_ms / 1000
-    )
-    names = {topic_id: name for name, topic_id in topic_ids.items()}
     fetched = {}
-    for topic in response.responses:
-        name = getattr(topic, "topic", None) or names[topic.topic_id]
-        for partition in topic.partitions:
-            cluster.check(partition.error_code, name, partition.partition_index)
-            tp = TopicPartition(name, partition.partition_index)
-            fetched[tp] = _decode(tp, positions[tp], partition)
+    for tp, partition in (await fetch_partitions(cluster, node_id, positions, limits)).items():
+        cluster.check(partition.error_code, tp.topic, tp.partition)
+        fetched[tp] = _decode(tp, positions[tp], partition)
     return fetched
 
 
@@ -126,3 +172,60 @@ def _decode(tp: TopicPartition, position: int, partition: Any) -> FetchedPartiti
         high_watermark=partition.high_watermark,
         log_start_offset=partition.log_start_offset,
     )
+
+
+def consumer_records(
+    tp: TopicPartition, partition: Any, position: int, isolation_level: int
+) -> tuple[list[ConsumerRecord], int]:
+    """The records at or after `position` of one partition's fetched batches, and the offset
+    the next fetch starts at. Control batches are skipped; with read committed, so are the
+    batches of transactions the broker lists as aborted, as Kafka's consumer does: a producer
+    counts as aborting from its aborted transaction's first offset to its abort marker."""
+    aborted = sorted(
+        (a.first_offset, a.producer_id)
+        for a in (partition.aborted_transactions or ())
+        if isolation_level == READ_COMMITTED
+    )
+    aborting: set[int] = set()
+    records: list[ConsumerRecord] = []
+    next_offset = position
+    try:
+        for header, batch in iter_batches(partition.records or b""):
+            next_offset = header.next_offset
+            while aborted and aborted[0][0] <= header.last_offset:
+                aborting.add(aborted.pop(0)[1])
+            if header.is_transactional and header.producer_id in aborting:
+                if header.is_control and _is_abort(header, batch):
+                    aborting.discard(header.producer_id)
+                continue
+            if header.is_control or header.next_offset <= position:
+                continue
+            records.extend(_records(tp, header, batch, position))
+    except RecordsError as exc:
+        raise error_for(exc.error_code, f"{tp.topic!r} partition {tp.partition}: {exc}") from exc
+    return records, max(next_offset, position)
+
+
+def _records(
+    tp: TopicPartition, header: BatchHeader, batch: memoryview, position: int
+) -> Iterable[ConsumerRecord]:
+    for r in batch_records(header, batch):
+        if r.offset >= position:
+            yield ConsumerRecord(
+                tp.topic,
+                tp.partition,
+                r.offset,
+                r.key,
+                r.value,
+                r.headers,
+                r.timestamp_ms,
+                r.timestamp_type,
+                header.leader_epoch,
+            )
+
+
+def _is_abort(header: BatchHeader, batch: memoryview) -> bool:
+    for record in batch_records(header, batch):
+        if record.key is not None and len(record.key) >= _CONTROL_KEY.size:
+            return bool(_CONTROL_KEY.unpack_from(record.key)[1] == _ABORT_MARKER)
+    return False

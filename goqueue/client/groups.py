@@ -296,33 +296,48 @@ async def fetch_committed(
     committed offset are left out)."""
     wanted = None if partitions is None else sorted(set(partitions))
 
-    topic_ids = await _topic_ids(cluster, {tp.topic for tp in wanted or ()})
-
     async def call(connection: Connection) -> dict[TopicPartition, Committed]:
-        request = offset_fetch_request(group_id, wanted, topic_ids)
-        response = await connection.request(OFFSET_FETCH, request, timeout=cluster.request_timeout)
-        if hasattr(response, "groups"):
-            (group,) = response.groups
-            raise_for(group.error_code)
-            topics = group.topics
-        else:
-            raise_for(getattr(response, "error_code", ErrorCode.none))
-            topics = response.topics
-        names = await _topic_names(cluster, topics)
-        committed = {}
-        for topic in topics:
-            name = names[getattr(topic, "topic_id", None) or topic.name]
-            for p in topic.partitions:
-                raise_for(p.error_code, f"{name!r} partition {p.partition_index}")
-                if p.committed_offset >= 0:
-                    committed[TopicPartition(name, p.partition_index)] = Committed(
-                        p.committed_offset,
-                        getattr(p, "committed_leader_epoch", -1),
-                        p.metadata or "",
-                    )
-        return committed
+        return await fetch_committed_from(cluster, connection, group_id, wanted)
 
     return await with_coordinator(cluster, group_id, call)
+
+
+async def fetch_committed_from(
+    cluster: Cluster,
+    connection: Connection,
+    group_id: str,
+    wanted: Sequence[TopicPartition] | None,
+    *,
+    require_stable: bool = False,
+) -> dict[TopicPartition, Committed]:
+    """OffsetFetch on a connection to the group's coordinator (a consumer keeps its own);
+    `require_stable` waits out offsets of transactions still pending (read committed)."""
+    topic_ids = await _topic_ids(cluster, {tp.topic for tp in wanted or ()})
+    request = {
+        **offset_fetch_request(group_id, wanted, topic_ids),
+        "require_stable": require_stable,
+    }
+    response = await connection.request(OFFSET_FETCH, request, timeout=cluster.request_timeout)
+    if hasattr(response, "groups"):
+        (group,) = response.groups
+        raise_for(group.error_code)
+        topics = group.topics
+    else:
+        raise_for(getattr(response, "error_code", ErrorCode.none))
+        topics = response.topics
+    names = await _topic_names(cluster, topics)
+    committed = {}
+    for topic in topics:
+        name = names[getattr(topic, "topic_id", None) or topic.name]
+        for p in topic.partitions:
+            raise_for(p.error_code, f"{name!r} partition {p.partition_index}")
+            if p.committed_offset >= 0:
+                committed[TopicPartition(name, p.partition_index)] = Committed(
+                    p.committed_offset,
+                    getattr(p, "committed_leader_epoch", -1),
+                    p.metadata or "",
+                )
+    return committed
 
 
 def offset_fetch_request(
@@ -355,21 +370,47 @@ async def commit_offsets(
     """Commit offsets as an administrator does (no member, generation -1): the broker accepts
     this only for a group without members, else answers UNKNOWN_MEMBER_ID."""
 
-    topic_ids = await _topic_ids(cluster, {tp.topic for tp in offsets})
-
     async def call(connection: Connection) -> None:
-        request = offset_commit_request(group_id, offsets, topic_ids)
-        response = await connection.request(OFFSET_COMMIT, request, timeout=cluster.request_timeout)
-        names = await _topic_names(cluster, response.topics)
-        for topic in response.topics:
-            name = names[getattr(topic, "topic_id", None) or topic.name]
-            for p in topic.partitions:
-                if p.error_code != ErrorCode.none:
-                    raise _group_error(
-                        p.error_code, group_id, f"{name!r} partition {p.partition_index}"
-                    )
+        await commit_to(cluster, connection, group_id, offsets)
 
     await with_coordinator(cluster, group_id, call)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberIdentity:
+    """Who commits: a classic member's generation or a consumer group member's epoch; the
+    default is nobody (an administrator, or a consumer without a group membership)."""
+
+    generation: int = -1
+    member_id: str = ""
+    group_instance_id: str | None = None
+
+
+async def commit_to(
+    cluster: Cluster,
+    connection: Connection,
+    group_id: str,
+    offsets: Mapping[TopicPartition, Committed],
+    member: MemberIdentity = MemberIdentity(),
+) -> None:
+    """OffsetCommit on a connection to the group's coordinator; raises the first partition's
+    error."""
+    topic_ids = await _topic_ids(cluster, {tp.topic for tp in offsets})
+    request = {
+        **offset_commit_request(group_id, offsets, topic_ids),
+        "generation_id_or_member_epoch": member.generation,
+        "member_id": member.member_id,
+        "group_instance_id": member.group_instance_id,
+    }
+    response = await connection.request(OFFSET_COMMIT, request, timeout=cluster.request_timeout)
+    names = await _topic_names(cluster, response.topics)
+    for topic in response.topics:
+        name = names[getattr(topic, "topic_id", None) or topic.name]
+        for p in topic.partitions:
+            if p.error_code != ErrorCode.none:
+                raise _group_error(
+                    p.error_code, group_id, f"{name!r} partition {p.partition_index}"
+                )
 
 
 def offset_commit_request(

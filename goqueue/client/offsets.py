@@ -28,17 +28,23 @@ class OffsetAndTimestamp:
 
 
 async def list_offsets(
-    cluster: Cluster, queries: Mapping[TopicPartition, int]
+    cluster: Cluster, queries: Mapping[TopicPartition, int], isolation_level: int = 0
 ) -> dict[TopicPartition, OffsetAndTimestamp]:
-    """Resolve each partition's query (a timestamp in ms, or LATEST/EARLIEST/MAX_TIMESTAMP)."""
+    """Resolve each partition's query (a timestamp in ms, or LATEST/EARLIEST/MAX_TIMESTAMP);
+    with isolation level 1 (read committed) LATEST is the last stable offset."""
     by_leader = await cluster.leaders(queries)
     answers = await asyncio.gather(
-        *(_ask(cluster, node, {tp: queries[tp] for tp in tps}) for node, tps in by_leader.items())
+        *(
+            _ask(cluster, node, {tp: queries[tp] for tp in tps}, isolation_level)
+            for node, tps in by_leader.items()
+        )
     )
     return {tp: found for answer in answers for tp, found in answer.items()}
 
 
-def list_offsets_request(queries: Mapping[TopicPartition, int], timeout: float) -> Fields:
+def list_offsets_request(
+    queries: Mapping[TopicPartition, int], timeout: float, isolation_level: int = 0
+) -> Fields:
     """A ListOffsets request, as a consumer (not a replica) sends it."""
     topics: dict[str, list[dict[str, int]]] = {}
     for tp, timestamp in queries.items():
@@ -47,16 +53,16 @@ def list_offsets_request(queries: Mapping[TopicPartition, int], timeout: float) 
         )
     return {
         "replica_id": -1,
-        "isolation_level": 0,
+        "isolation_level": isolation_level,
         "topics": [{"name": name, "partitions": parts} for name, parts in topics.items()],
         "timeout": datetime.timedelta(seconds=timeout),
     }
 
 
 async def _ask(
-    cluster: Cluster, node_id: int, queries: Mapping[TopicPartition, int]
+    cluster: Cluster, node_id: int, queries: Mapping[TopicPartition, int], isolation_level: int
 ) -> dict[TopicPartition, OffsetAndTimestamp]:
-    request = list_offsets_request(queries, cluster.request_timeout)
+    request = list_offsets_request(queries, cluster.request_timeout, isolation_level)
     connection = await cluster.connection(node_id)
     response = await connection.request(LIST_OFFSETS, request, timeout=cluster.request_timeout)
     answers = {}
