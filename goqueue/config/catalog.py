@@ -339,6 +339,11 @@ def max_message_bytes_for(topic_configs: Mapping[str, str], settings: BrokerSett
     return _int_config("max.message.bytes", topic_configs, settings)
 
 
+def min_insync_replicas_for(topic_configs: Mapping[str, str], settings: BrokerSettings) -> int:
+    """In-sync replicas an acks=all produce needs (Kafka's `min.insync.replicas`)."""
+    return _int_config("min.insync.replicas", topic_configs, settings)
+
+
 def dedup_window_ms_for(topic_configs: Mapping[str, str]) -> int:
     """The topic's content dedup window in ms; 0 (the default) means no dedup. One dict
     lookup, as it runs on every produce."""

@@ -160,6 +160,43 @@ class BrokerSettings:
             validator=Between(1, 10000),
         ),
     )
+    offsets_topic_replication_factor: int = field(
+        default=3,
+        metadata=_meta(
+            "Replicas of the internal `__consumer_offsets` topic, fixed when it is first created; "
+            "a cluster of fewer brokers uses all of them (a single node: one).",
+            validator=Between(1, 32767),
+        ),
+    )
+    replica_lag_time_max_ms: int = field(
+        default=30000,
+        metadata=_meta(
+            "A follower that has not caught up with its leader's log end for this long leaves "
+            "the in-sync replica set.",
+            validator=Between(1, 2**31 - 1),
+        ),
+    )
+    replica_fetch_wait_max_ms: int = field(
+        default=500,
+        metadata=_meta(
+            "Longest a follower's fetch waits at the leader for new data.",
+            validator=Between(0, 2**31 - 1),
+        ),
+    )
+    replica_fetch_max_bytes: int = field(
+        default=1048576,
+        metadata=_meta(
+            "Bytes a follower asks for per partition in one fetch (at least one batch comes).",
+            validator=Between(1, 2**31 - 1),
+        ),
+    )
+    replica_fetch_backoff_ms: int = field(
+        default=1000,
+        metadata=_meta(
+            "Pause of a follower's fetcher after its leader failed or refused a fetch.",
+            validator=Between(0, 2**31 - 1),
+        ),
+    )
     offsets_topic_segment_bytes: int = field(
         default=100 * 1024 * 1024,
         metadata=_meta(
