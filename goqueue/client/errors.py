@@ -18,9 +18,11 @@ __all__ = [
     "AuthorizationError",
     "BrokerConnectionError",
     "ClientError",
+    "CommitFailedError",
     "InvalidMetadataError",
     "KafkaError",
     "KafkaTimeoutError",
+    "NoOffsetForPartitionError",
     "ProducerClosedError",
     "ProtocolError",
     "RetriableError",
@@ -70,6 +72,24 @@ class KafkaTimeoutError(ClientError):
 
 class ProducerClosedError(ClientError):
     """The producer is closed (or failed fatally) and takes no more records."""
+
+
+class NoOffsetForPartitionError(ClientError):
+    """A consumer with `auto_offset_reset="none"` has no committed offset to start a partition
+    from (or its position fell out of the log). Kafka's `NoOffsetForPartitionException`."""
+
+    def __init__(self, partitions: Any) -> None:
+        super().__init__(f"no committed offset and no reset policy for {sorted(partitions)}")
+        self.partitions = partitions
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.partitions,)
+
+
+class CommitFailedError(ClientError):
+    """A consumer's commit was refused because its group rebalanced (or fenced it) since it
+    got its partitions: they may now belong to another member. Kafka's
+    `CommitFailedException`."""
 
 
 class KafkaError(ClientError):
