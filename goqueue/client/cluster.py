@@ -156,6 +156,11 @@ class Cluster:
                 raise topic_error(code, name)
             await asyncio.sleep(METADATA_RETRY_BACKOFF)
 
+    def cached(self, name: str) -> TopicMetadata | None:
+        """A ready topic's cached metadata, without asking the cluster (None when unknown or
+        invalidated): for the producer's sender, which must not wait on metadata."""
+        return self._topics.get(name)
+
     def invalidate(self, topic: str) -> None:
         """Forget a topic's cached metadata, so the next use asks the cluster again."""
         self._topics.pop(topic, None)
