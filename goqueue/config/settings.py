@@ -11,7 +11,7 @@ import ipaddress
 import tomllib
 import typing
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,53 @@ class BrokerSettings:
             "Secret that encrypts and authenticates the metadata quorum's traffic; every node of "
             "a cluster needs the same one. A single node without one uses a random secret.",
             sensitive=True,
+        ),
+    )
+    cluster_secret_file: Path | None = field(
+        default=None,
+        metadata=_meta(
+            "File holding the cluster secret (surrounding whitespace is ignored), so the secret "
+            "stays out of command lines and environments; wins over cluster.secret."
+        ),
+    )
+    voters: str | None = field(
+        default=None,
+        metadata=_meta(
+            "The metadata quorum's members as Kafka's controller.quorum.voters: "
+            "`1@HOST:PORT,2@HOST:PORT,3@HOST:PORT` (node id @ Raft address; an odd count). A node "
+            "whose id is listed is a voter and must use the listed --raft address; any other "
+            "node joins as a broker that follows the quorum without voting. Unset: a single "
+            "node that is its own quorum."
+        ),
+    )
+    rack: str | None = field(
+        default=None,
+        metadata=_meta(
+            "Rack (or zone) of this broker: replicas of a partition go to different racks when "
+            "every broker declares one."
+        ),
+    )
+    broker_heartbeat_interval_ms: int = field(
+        default=2000,
+        metadata=_meta(
+            "How often a broker tells the controller it is alive.",
+            validator=Between(1, 2**31 - 1),
+        ),
+    )
+    broker_session_timeout_ms: int = field(
+        default=9000,
+        metadata=_meta(
+            "A broker that has not heartbeated for this long is fenced: its leaderships move "
+            "to other in-sync replicas and it leaves every ISR.",
+            validator=Between(1, 2**31 - 1),
+        ),
+    )
+    controlled_shutdown_timeout_ms: int = field(
+        default=30000,
+        metadata=_meta(
+            "How long a stopping broker waits for the controller to move its leaderships away "
+            "before it stops anyway.",
+            validator=Between(0, 2**31 - 1),
         ),
     )
     auto_create_topics_enable: bool = field(
@@ -359,6 +406,38 @@ class BrokerSettings:
         """The address clients are told to use: `advertised`, or else the listen address."""
         return parse_host_port(self.advertised or self.listen)
 
+    def voter_addresses(self) -> dict[int, str]:
+        """Node id -> Raft address of the configured voters; empty for a single node."""
+        return parse_voters(self.voters) if self.voters else {}
+
+    def is_voter(self) -> bool:
+        """Whether this node votes in the metadata quorum (a single node always does)."""
+        voters = self.voter_addresses()
+        return not voters or self.node_id in voters
+
+    def is_clustered(self) -> bool:
+        """Whether the quorum has (or may have) other members than this node."""
+        voters = self.voter_addresses()
+        return bool(voters) and set(voters) != {self.node_id}
+
+
+def parse_voters(value: str) -> dict[int, str]:
+    """Parse `1@host:port,2@host:port` (Kafka's controller.quorum.voters); ValueError if
+    malformed."""
+    voters: dict[int, str] = {}
+    for item in value.split(","):
+        node, at, address = item.strip().partition("@")
+        if not at or not node.strip().isdigit():
+            raise ValueError(
+                f"{item.strip()!r} is not NODE_ID@HOST:PORT; write for example "
+                "1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293"
+            )
+        parse_host_port(address)
+        if int(node) in voters:
+            raise ValueError(f"node id {node} is listed twice")
+        voters[int(node)] = address.strip()
+    return voters
+
 
 def parse_host_port(value: str) -> tuple[str, int]:
     """Split `host:port` (IPv6 hosts in brackets: `[::1]:9092`); raise ValueError if malformed."""
@@ -397,7 +476,7 @@ def load_settings(
     values: dict[str, Any] = {name: _convert(name, *pair) for name, pair in raw.items()}
     settings = BrokerSettings(**values)
     _check_advertised(settings)
-    return settings
+    return _check_cluster(settings)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -440,7 +519,7 @@ def _convert(name: str, value: object, where: str) -> object:
     the field's type and check it."""
     spec = _FIELDS[name]
     try:
-        converted = _CONVERTERS[_TYPES[name]](value)
+        converted = (_to_voters if name == "voters" else _CONVERTERS[_TYPES[name]])(value)
         if spec.metadata["address"] and converted is not None:
             parse_host_port(str(converted))
     except (TypeError, ValueError) as exc:
@@ -514,6 +593,17 @@ def _to_path(value: object) -> Path:
     return Path(value).expanduser()
 
 
+def _to_optional_path(value: object) -> Path | None:
+    return _to_path(value) if value else None
+
+
+def _to_voters(value: object) -> str | None:
+    text = _to_optional_str(value)
+    if text:
+        parse_voters(text)
+    return text
+
+
 _CONVERTERS: dict[object, Callable[[object], object]] = {
     int: _to_int,
     float: _to_float,
@@ -521,6 +611,7 @@ _CONVERTERS: dict[object, Callable[[object], object]] = {
     str: _to_str,
     str | None: _to_optional_str,
     Path: _to_path,
+    Path | None: _to_optional_path,
 }
 
 _FIELDS = {f.name: f for f in fields(BrokerSettings)}
@@ -539,3 +630,31 @@ def _check_advertised(settings: BrokerSettings) -> None:
             "advertised address (--advertised HOST:PORT or GOQUEUE_ADVERTISED) to a host and "
             "port that clients can reach."
         )
+
+
+def _check_cluster(settings: BrokerSettings) -> BrokerSettings:
+    """A voter must use its listed Raft address, and a cluster needs a shared secret (read
+    from `cluster_secret_file` when given)."""
+    voters = settings.voter_addresses()
+    listed = voters.get(settings.node_id)
+    if listed is not None and parse_host_port(listed) != parse_host_port(settings.raft):
+        raise SettingsError(
+            f"Node {settings.node_id} is listed in voters at {listed}, but its Raft address "
+            f"(--raft) is {settings.raft}: make them the same."
+        )
+    if settings.cluster_secret_file is not None:
+        try:
+            secret = settings.cluster_secret_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(
+                f"Cannot read the cluster secret file {settings.cluster_secret_file}: {exc}"
+            ) from exc
+        if not secret:
+            raise SettingsError(f"The cluster secret file {settings.cluster_secret_file} is empty.")
+        settings = replace(settings, cluster_secret=secret)
+    if settings.is_clustered() and not settings.cluster_secret:
+        raise SettingsError(
+            "A node of a cluster needs the cluster's secret: pass --cluster-secret-file FILE "
+            "(the same file content on every node) or set GOQUEUE_CLUSTER_SECRET."
+        )
+    return settings

@@ -1,0 +1,218 @@
+"""Blocking facade over the asyncio clients: `from goqueue.client.sync import Admin`.
+
+There is no second implementation: each sync object owns the very async object of
+`goqueue.client` and runs its coroutines on a private event loop in a background thread
+(`asyncio.run_coroutine_threadsafe`), blocking the calling thread until the answer arrives.
+One loop thread serves every sync client of the process, so their connections and background
+tasks (lingering batches, heartbeats) keep running between calls.
+
+`SyncClient` proxies any attribute of the async object: a coroutine method becomes a blocking
+method, an asyncio future becomes a `concurrent.futures.Future`, an async iterator becomes an
+iterator, anything else is returned as is. New async methods therefore work without a copy
+here; the public ones are also declared with `blocking` so that type checkers see their
+signatures (taken from the async method, not written again).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import inspect
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from types import TracebackType
+from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar
+
+from goqueue.client import admin as _admin
+
+P = ParamSpec("P")
+R = TypeVar("R")
+C = TypeVar("C")
+
+
+class _LoopThread:
+    """The event loop every sync client runs on, started on first use in a daemon thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+                thread = threading.Thread(
+                    target=self._run, args=(loop, ready), name="goqueue-sync-loop", daemon=True
+                )
+                thread.start()
+                ready.wait()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    @staticmethod
+    def _run(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        loop.run_forever()
+
+    def in_loop_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+
+_LOOP = _LoopThread()
+
+
+def run(awaitable: Awaitable[R]) -> R:
+    """Run `awaitable` on the sync clients' loop and wait for its result (or exception).
+
+    Interrupting the wait (Ctrl-C) cancels the operation on the loop before re-raising.
+    """
+    if _LOOP.in_loop_thread():
+        raise RuntimeError(
+            "a goqueue.client.sync method was called on the sync clients' own event loop "
+            "thread (from a callback?): it would wait for itself; use the async client there"
+        )
+    future = asyncio.run_coroutine_threadsafe(_awaited(awaitable), _LOOP.loop())
+    try:
+        return future.result()
+    except BaseException:
+        future.cancel()
+        raise
+
+
+async def _awaited(awaitable: Awaitable[R]) -> R:
+    return await awaitable
+
+
+def _on_loop(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Call a plain function on the loop thread: async objects are not thread-safe."""
+
+    async def call() -> R:
+        return function(*args, **kwargs)
+
+    return run(call())
+
+
+def _concurrent(future: asyncio.Future[R]) -> concurrent.futures.Future[R]:
+    """A thread-safe view of a loop future (a delivery report, say), resolved with it."""
+    result: concurrent.futures.Future[R] = concurrent.futures.Future()
+
+    def copy(done: asyncio.Future[R]) -> None:
+        if done.cancelled():
+            result.cancel()
+        elif done.exception() is not None:
+            result.set_exception(done.exception())
+        else:
+            result.set_result(done.result())
+
+    result.set_running_or_notify_cancel()
+    future.add_done_callback(copy)
+    return result
+
+
+def _iterate(iterator: AsyncIterator[R]) -> Iterator[R]:
+    """Drive an async iterator from the calling thread, one item per loop round trip."""
+    while True:
+        try:
+            yield run(anext(iterator))
+        except StopAsyncIteration:
+            return
+
+
+def _blocking_value(value: Any) -> Any:
+    """What a sync caller gets for a value the async object produced on the loop."""
+    if isinstance(value, asyncio.Future):
+        return _concurrent(value)
+    if isinstance(value, AsyncIterator):
+        return _iterate(value)
+    return value
+
+
+def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call an async object's method on the loop; await what it returns if it is a coroutine."""
+
+    async def call() -> Any:
+        result = function(*args, **kwargs)
+        if inspect.iscoroutine(result):
+            result = await result
+        return result
+
+    return _blocking_value(run(call()))
+
+
+class SyncClient(Generic[C]):
+    """A blocking proxy over one async client object (`.aio`), created on the loop thread."""
+
+    _async_type: Callable[..., C]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.aio: C = _on_loop(self._async_type, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        """Every other attribute of the async client, made blocking (see the module doc)."""
+        value = getattr(self.aio, name)
+        if callable(value):
+            return functools.wraps(value)(functools.partial(_call, value))
+        return _blocking_value(value)
+
+    def __enter__(self) -> Self:
+        run(self.aio.__aenter__())  # type: ignore[attr-defined]
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        run(self.aio.__aexit__(exc_type, exc, tb))  # type: ignore[attr-defined]
+
+
+def blocking(
+    method: Callable[Concatenate[Any, P], Awaitable[R]],
+) -> Callable[Concatenate[SyncClient[Any], P], R]:
+    """Declare a coroutine method of the async class as a typed blocking method of the facade;
+    the call goes to the async object's attribute of the same name, so overrides still apply."""
+    name = method.__name__
+
+    def call(self: SyncClient[Any], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        result: R = _call(getattr(self.aio, name), *args, **kwargs)
+        return result
+
+    functools.update_wrapper(call, method)
+    return call
+
+
+class Admin(SyncClient[_admin.Admin]):
+    """Blocking `goqueue.client.Admin`: `with Admin("127.0.0.1:9092") as admin: ...`."""
+
+    _async_type = _admin.Admin
+
+    close = blocking(_admin.Admin.close)
+    create_topic = blocking(_admin.Admin.create_topic)
+    create_topics = blocking(_admin.Admin.create_topics)
+    delete_topics = blocking(_admin.Admin.delete_topics)
+    list_topics = blocking(_admin.Admin.list_topics)
+    describe_topics = blocking(_admin.Admin.describe_topics)
+    create_partitions = blocking(_admin.Admin.create_partitions)
+    delete_records = blocking(_admin.Admin.delete_records)
+    describe_configs = blocking(_admin.Admin.describe_configs)
+    describe_topic_configs = blocking(_admin.Admin.describe_topic_configs)
+    alter_configs = blocking(_admin.Admin.alter_configs)
+    incremental_alter_configs = blocking(_admin.Admin.incremental_alter_configs)
+    describe_cluster = blocking(_admin.Admin.describe_cluster)
+    list_offsets = blocking(_admin.Admin.list_offsets)
+    list_groups = blocking(_admin.Admin.list_groups)
+    describe_group = blocking(_admin.Admin.describe_group)
+    delete_groups = blocking(_admin.Admin.delete_groups)
+    list_group_offsets = blocking(_admin.Admin.list_group_offsets)
+    alter_group_offsets = blocking(_admin.Admin.alter_group_offsets)
+    delete_group_offsets = blocking(_admin.Admin.delete_group_offsets)
+    reset_group_offsets = blocking(_admin.Admin.reset_group_offsets)
+    group_lag = blocking(_admin.Admin.group_lag)
+
+
+__all__ = ["Admin", "SyncClient", "blocking", "run"]
