@@ -1,12 +1,28 @@
-"""Produce: records to batches, batches to partition leaders (the seed of the SDK producer)."""
+"""The SDK's asyncio `Producer`, and one-shot produce helpers (`produce`, `produce_all`,
+`produce_batches`) for callers that already hold whole batches, such as the CLI and the bench.
+"""
 
 import asyncio
-from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal
 
-from goqueue.client.cluster import Cluster
-from goqueue.client.metadata import TopicPartition
+from goqueue.client.accumulator import MemoryPool, RecordAccumulator
+from goqueue.client.cluster import DEFAULT_BOOTSTRAP, Cluster
+from goqueue.client.errors import (
+    ClientError,
+    KafkaTimeoutError,
+    MessageTooLargeError,
+    ProducerClosedError,
+    UnknownTopicOrPartitionError,
+)
+from goqueue.client.idempotence import MAX_IN_FLIGHT, IdempotenceState
+from goqueue.client.metadata import TopicMetadata, TopicPartition
+from goqueue.client.partitioner import Partitioner
 from goqueue.client.produce_protocol import (
     ACKS_ALL,
     DEFAULT_PRODUCE_TIMEOUT_MS,
@@ -16,6 +32,8 @@ from goqueue.client.produce_protocol import (
     partition_responses,
     produce_request,
 )
+from goqueue.client.record_metadata import RecordMetadata
+from goqueue.client.sender import Sender, SenderConfig
 from goqueue.records.batch import HEADER_SIZE
 from goqueue.records.builder import NewRecord, build_batch
 from goqueue.records.compression import Compression
@@ -26,6 +44,8 @@ __all__ = [
     "PRODUCE",
     "RECORD_OVERHEAD",
     "ProduceResult",
+    "Producer",
+    "RecordMetadata",
     "estimated_size",
     "produce",
     "produce_all",
@@ -33,6 +53,313 @@ __all__ = [
     "produce_request",
     "split_batches",
 ]
+
+logger = logging.getLogger(__name__)
+
+Acks = Literal["all", -1, 0, 1]
+CompressionName = Literal["gzip", "snappy", "lz4", "zstd"]
+HeaderValue = bytes | str | None
+Headers = Mapping[str, HeaderValue] | Sequence[tuple[str, HeaderValue]]
+DeliveryCallback = Callable[[RecordMetadata | BaseException], object]
+
+DEFAULT_BATCH_SIZE = 256 * 1024
+"""Larger than the Java client's 16 KiB: a Python client pays per request and per batch more
+than per byte, and the broker bounds each batch by `max.message.bytes` (1 MiB) anyway."""
+DEFAULT_MAX_REQUEST_SIZE = 1_048_576
+DEFAULT_BUFFER_MEMORY = 32 * 1024 * 1024
+
+
+class Producer:
+    """An asyncio Kafka producer: `async with Producer("127.0.0.1:9092") as producer:`.
+
+    Records are buffered per partition and sent in batches (`batch_size`, `linger_ms`) by a
+    background task, one pipeline of up to `max_in_flight_requests_per_connection` requests
+    per broker. Idempotence is on unless `acks` is not "all" (a producer id and sequence
+    numbers let the broker drop retried duplicates and keep retries in order). `buffer_memory`
+    bounds the bytes buffered: `send` waits for room (backpressure) up to `max_block_ms`, which
+    also bounds the wait for a topic's metadata. A record is retried on retriable errors
+    until `delivery_timeout_ms` after it was buffered (or `retries` attempts, if given), with
+    exponential backoff from `retry_backoff_ms` to `retry_backoff_max_ms`.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | Sequence[str] = DEFAULT_BOOTSTRAP,
+        *,
+        acks: Acks = "all",
+        enable_idempotence: bool | None = None,
+        compression: CompressionName | None = None,
+        linger_ms: float = 5,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_request_size: int = DEFAULT_MAX_REQUEST_SIZE,
+        buffer_memory: int = DEFAULT_BUFFER_MEMORY,
+        max_block_ms: float = 60_000,
+        retries: int | None = None,
+        delivery_timeout_ms: float = 120_000,
+        request_timeout_ms: float = 30_000,
+        retry_backoff_ms: float = 100,
+        retry_backoff_max_ms: float = 1_000,
+        max_in_flight_requests_per_connection: int = MAX_IN_FLIGHT,
+        partitioner: Partitioner | None = None,
+        allow_auto_create_topics: bool = True,
+        client_id: str | None = "goqueue-producer",
+    ) -> None:
+        ack_value = _acks(acks)
+        idempotent = _idempotence(
+            enable_idempotence, ack_value, retries, max_in_flight_requests_per_connection
+        )
+        if delivery_timeout_ms < linger_ms + request_timeout_ms:
+            raise ValueError("delivery_timeout_ms must be at least linger_ms + request_timeout_ms")
+        self._cluster = Cluster(
+            bootstrap_servers, client_id=client_id, request_timeout=request_timeout_ms / 1000
+        )
+        self._accumulator = RecordAccumulator(min(batch_size, max_request_size), linger_ms / 1000)
+        self._pool = MemoryPool(buffer_memory)
+        config = SenderConfig(
+            acks=ack_value,
+            compression=Compression[compression] if compression else Compression.none,
+            max_request_size=max_request_size,
+            request_timeout=request_timeout_ms / 1000,
+            delivery_timeout=delivery_timeout_ms / 1000,
+            retries=retries,
+            retry_backoff=retry_backoff_ms / 1000,
+            retry_backoff_max=retry_backoff_max_ms / 1000,
+            max_in_flight=max_in_flight_requests_per_connection,
+        )
+        self._sender = Sender(
+            self._cluster,
+            self._accumulator,
+            self._pool,
+            config,
+            IdempotenceState() if idempotent else None,
+        )
+        self._partitioner = partitioner or Partitioner()
+        self._max_block = max_block_ms / 1000
+        self._max_request_size = max_request_size
+        self._retry_backoff = retry_backoff_ms / 1000
+        self._auto_create = allow_auto_create_topics
+        self._metadata_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def idempotent(self) -> bool:
+        return self._sender.idempotence is not None
+
+    async def __aenter__(self) -> "Producer":
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Reach the cluster (raises `BrokerConnectionError` if no bootstrap server answers)
+        and start the background sender."""
+        if self._task is not None:
+            return
+        if self._closed:
+            raise ProducerClosedError("the producer is closed")
+        await self._cluster.connect()
+        self._task = asyncio.create_task(self._sender.run(), name="goqueue-producer-sender")
+        self._task.add_done_callback(self._sender_stopped)
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Send every buffered record, then disconnect. After `timeout` seconds (None: as long
+        as delivery takes, bounded by `delivery_timeout_ms`) unsent records fail with
+        `ProducerClosedError`."""
+        self._closed = True
+        task = self._task
+        if task is None:
+            await self._cluster.close()
+            return
+        self._sender.closing = True
+        self._sender.wake()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            self._sender.abort(ProducerClosedError("the producer closed before delivery"))
+            await task
+        finally:
+            await self._cluster.close()
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+        timestamp: int | None = None,
+    ) -> RecordMetadata:
+        """Send one record and wait for the broker's acknowledgement: where it landed.
+
+        `timestamp` is in milliseconds since the epoch (default: now). Raises the
+        `KafkaError` the broker answered, or `KafkaTimeoutError`.
+        """
+        future = await self.enqueue(topic, value, key, headers, partition, timestamp)
+        return await asyncio.shield(future)
+
+    async def enqueue(
+        self,
+        topic: str,
+        value: bytes | str | None,
+        key: bytes | str | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+        timestamp: int | None = None,
+        *,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> asyncio.Future[RecordMetadata]:
+        """Buffer one record and return its delivery future without waiting for the broker.
+
+        Waits only for the topic's metadata and for room in `buffer_memory` (at most
+        `max_block_ms`). `on_delivery` is called with the `RecordMetadata` or the exception.
+        """
+        self._check_open()
+        deadline = time.monotonic() + self._max_block
+        record = NewRecord(
+            _bytes(key),
+            _bytes(value),
+            _headers(headers),
+            int(time.time() * 1000) if timestamp is None else timestamp,
+        )
+        size = estimated_size(record)
+        if size + HEADER_SIZE > self._max_request_size or size > self._pool.total:
+            raise MessageTooLargeError(
+                f"the record is {size} bytes when serialized, larger than max_request_size"
+                f" ({self._max_request_size}) or buffer_memory ({self._pool.total})"
+            )
+        count = len((await self._topic(topic, deadline)).partitions)
+        tp = TopicPartition(topic, self._choose(topic, record.key, partition, count, size))
+        await self._pool.reserve(size, deadline - time.monotonic())
+        if self._closed or self._sender.fatal is not None:
+            self._pool.release(size)
+            self._check_open()
+        future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        if on_delivery is not None:
+            future.add_done_callback(_deliver_to(on_delivery))
+        if self._accumulator.append(tp, record, size, future):
+            self._sender.wake()
+        return future
+
+    async def flush(self) -> None:
+        """Send every record buffered so far now and wait until each is delivered or failed."""
+        futures = [f for batch in self._accumulator.incomplete for f in batch.futures]
+        pending = [f for f in futures if not f.done()]
+        if not pending:
+            return
+        self._sender.hurry += 1
+        self._sender.wake()
+        try:
+            await asyncio.wait(pending)
+        finally:
+            self._sender.hurry -= 1
+
+    def _check_open(self) -> None:
+        if self._sender.fatal is not None:
+            raise ProducerClosedError(f"the producer failed: {self._sender.fatal}")
+        if self._closed or self._task is None:
+            raise ProducerClosedError("the producer is not started or already closed")
+
+    async def _topic(self, topic: str, deadline: float) -> TopicMetadata:
+        """The topic's metadata, waiting (at most until `deadline`) for it to exist and have
+        leaders, as Kafka's producer waits `max.block.ms` in `send`."""
+        cached = self._cluster.cached(topic)
+        if cached is not None:
+            return cached
+        async with self._metadata_locks[topic]:
+            while True:
+                remaining = deadline - time.monotonic()
+                try:
+                    async with asyncio.timeout(max(remaining, 0.0)):
+                        return await self._cluster.topic(topic, auto_create=self._auto_create)
+                except TimeoutError:
+                    error: ClientError | None = None
+                except ClientError as exc:
+                    if not exc.retriable:
+                        raise
+                    error = exc
+                if time.monotonic() + self._retry_backoff >= deadline:
+                    raise KafkaTimeoutError(
+                        f"topic {topic!r} not present in metadata after"
+                        f" {self._max_block * 1000:.0f} ms" + (f": {error}" if error else "")
+                    )
+                await asyncio.sleep(self._retry_backoff)
+
+    def _choose(
+        self, topic: str, key: bytes | None, partition: int | None, count: int, size: int
+    ) -> int:
+        if partition is not None:
+            if not 0 <= partition < count:
+                raise UnknownTopicOrPartitionError(
+                    f"topic {topic!r} has no partition {partition} (it has {count})"
+                )
+            return partition
+        chosen = self._partitioner.partition(topic, key, count)
+        if key is None and self._accumulator.opens_new_batch(TopicPartition(topic, chosen), size):
+            self._partitioner.on_new_batch(topic, count, chosen)
+            chosen = self._partitioner.partition(topic, key, count)
+        return chosen
+
+    def _sender_stopped(self, task: asyncio.Task[None]) -> None:
+        """A sender that crashed must not leave records waiting forever."""
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        logger.error("the producer's sender failed", exc_info=error)
+        self._sender.fatal = ProducerClosedError(f"the producer's sender failed: {error!r}")
+        self._sender.abort(self._sender.fatal)
+
+
+def _acks(acks: Acks) -> int:
+    if acks == "all" or acks == -1:
+        return ACKS_ALL
+    if acks in (0, 1):
+        return int(acks)
+    raise ValueError(f"acks must be 'all', -1, 0 or 1, not {acks!r}")
+
+
+def _idempotence(enabled: bool | None, acks: int, retries: int | None, in_flight: int) -> bool:
+    """Kafka's rule: idempotence is on by default, silently off when the settings conflict
+    with it, and an error when asked for explicitly alongside conflicting settings."""
+    conflict = None
+    if acks != ACKS_ALL:
+        conflict = "acks='all'"
+    elif retries == 0:
+        conflict = "retries > 0"
+    elif in_flight > MAX_IN_FLIGHT:
+        conflict = f"max_in_flight_requests_per_connection <= {MAX_IN_FLIGHT}"
+    if enabled and conflict:
+        raise ValueError(f"enable_idempotence needs {conflict}")
+    return enabled is not False and conflict is None
+
+
+def _bytes(value: bytes | str | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value
+
+
+def _headers(headers: Headers | None) -> list[tuple[str, bytes | None]]:
+    if headers is None:
+        return []
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return [(name, _bytes(value)) for name, value in pairs]
+
+
+def _deliver_to(callback: DeliveryCallback) -> Callable[[asyncio.Future[RecordMetadata]], None]:
+    def deliver(future: asyncio.Future[RecordMetadata]) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        callback(error if error is not None else future.result())
+
+    return deliver
+
 
 DEFAULT_MAX_BATCH_BYTES = 1_000_000
 """Below the broker's default `max.message.bytes` (1048588), which bounds each batch."""
