@@ -20,7 +20,7 @@ import concurrent.futures
 import functools
 import inspect
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar
 
@@ -71,6 +71,8 @@ def run(awaitable: Awaitable[R]) -> R:
     Interrupting the wait (Ctrl-C) cancels the operation on the loop before re-raising.
     """
     if _LOOP.in_loop_thread():
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
         raise RuntimeError(
             "a goqueue.client.sync method was called on the sync clients' own event loop "
             "thread (from a callback?): it would wait for itself; use the async client there"
@@ -111,6 +113,11 @@ def _concurrent(future: asyncio.Future[R]) -> concurrent.futures.Future[R]:
     result.set_running_or_notify_cancel()
     future.add_done_callback(copy)
     return result
+
+
+def iterate(iterable: AsyncIterable[R]) -> Iterator[R]:
+    """Iterate an async iterable (a consumer) from the calling thread."""
+    return _iterate(_on_loop(aiter, iterable))
 
 
 def _iterate(iterator: AsyncIterator[R]) -> Iterator[R]:
@@ -215,4 +222,4 @@ class Admin(SyncClient[_admin.Admin]):
     group_lag = blocking(_admin.Admin.group_lag)
 
 
-__all__ = ["Admin", "SyncClient", "blocking", "run"]
+__all__ = ["Admin", "SyncClient", "blocking", "iterate", "run"]

@@ -1,0 +1,68 @@
+"""`goqueue.client.sync` against a real broker: the blocking clients over the async ones."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from client_compat import unique_topic
+
+from goqueue.client import TopicAlreadyExistsError
+from goqueue.client.configs import AlterConfigOp, ConfigResource, OpType
+from goqueue.client.metadata import TopicPartition
+from goqueue.client.offsets import LATEST
+from goqueue.client.sync import Admin
+from goqueue.testing.process import BrokerProcess
+
+pytestmark = pytest.mark.integration
+
+
+def test_sync_admin_manages_topics_configs_and_groups(shared_broker: BrokerProcess) -> None:
+    name = unique_topic("sync-admin")
+    group = unique_topic("sync-group")
+    tp = TopicPartition(name, 0)
+    with Admin(shared_broker.bootstrap) as admin:
+        created = admin.create_topic(name, 2, configs={"retention.ms": "60000"})
+        assert created.num_partitions == 2
+        with pytest.raises(TopicAlreadyExistsError):
+            admin.create_topic(name)
+        assert name in [t.name for t in admin.list_topics()]
+        admin.create_partitions(name, 3)
+        (described,) = admin.describe_topics([name])
+        assert len(described.partitions) == 3
+        topic = ConfigResource.topic(name)
+        admin.incremental_alter_configs(topic, [AlterConfigOp("retention.ms", OpType.SET, "5000")])
+        assert admin.describe_topic_configs(name)["retention.ms"] == "5000"
+        assert admin.list_offsets({tp: LATEST})[tp].offset == 0
+        admin.alter_group_offsets(group, {tp: 0})
+        (lag,) = admin.group_lag(group)
+        assert (lag.topic, lag.partition, lag.lag) == (name, 0, 0)
+        admin.delete_groups([group])
+        assert admin.describe_cluster().brokers[0].port == shared_broker.port
+        admin.delete_topics([name])
+        assert name not in [t.name for t in admin.list_topics()]
+
+
+def test_sync_admins_work_from_several_threads_at_once(shared_broker: BrokerProcess) -> None:
+    """Each thread blocks on its own call while the one loop thread serves them all."""
+    names = [unique_topic(f"sync-thread-{i}") for i in range(4)]
+    errors: list[BaseException] = []
+
+    def create(name: str) -> None:
+        try:
+            with Admin(shared_broker.bootstrap) as admin:
+                admin.create_topic(name, 1)
+                admin.describe_topics([name])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    with Admin(shared_broker.bootstrap) as admin:
+        listed = {t.name for t in admin.list_topics()}
+        assert set(names) <= listed
+        admin.delete_topics(names)

@@ -1,0 +1,122 @@
+"""The sync facade's proxy, over a fake async client (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import AsyncIterator, Iterator
+from types import TracebackType
+
+import pytest
+
+from goqueue.client.errors import NotCoordinatorError
+from goqueue.client.sync import SyncClient, blocking, iterate, run
+
+
+class FakeAsync:
+    """An async client: records the threads and loop it runs on."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.created_on = threading.current_thread()
+        self.events: list[str] = []
+        self.counter = 0
+
+    async def __aenter__(self) -> FakeAsync:
+        self.events.append("enter")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.events.append(f"exit {exc_type.__name__ if exc_type else None}")
+
+    async def add(self, amount: int, *, times: int = 1) -> int:
+        await asyncio.sleep(0)
+        self.counter += amount * times
+        return self.counter
+
+    async def undeclared(self) -> str:
+        return f"{self.name} on {threading.current_thread().name}"
+
+    async def fail(self) -> None:
+        raise NotCoordinatorError("moved")
+
+    def later(self) -> asyncio.Future[int]:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.01, future.set_result, 7)
+        return future
+
+    def thread_name(self) -> str:
+        return threading.current_thread().name
+
+    async def numbers(self, count: int) -> AsyncIterator[int]:
+        for number in range(count):
+            await asyncio.sleep(0)
+            yield number
+
+    def __aiter__(self) -> AsyncIterator[int]:
+        return self.numbers(3)
+
+
+class Fake(SyncClient[FakeAsync]):
+    _async_type = FakeAsync
+    add = blocking(FakeAsync.add)
+
+    def __iter__(self) -> Iterator[int]:
+        return iterate(self.aio)
+
+
+def test_declared_and_undeclared_coroutine_methods_block_for_their_result() -> None:
+    fake = Fake("a")
+    assert fake.add(2, times=3) == 6
+    assert fake.add(1) == 7
+    assert fake.undeclared() == "a on goqueue-sync-loop"
+    assert fake.add.__doc__ == FakeAsync.add.__doc__
+
+
+def test_the_async_object_is_made_and_used_on_the_loop_thread() -> None:
+    fake = Fake("b")
+    assert fake.aio.created_on.name == "goqueue-sync-loop"
+    assert fake.thread_name() == "goqueue-sync-loop"
+    assert fake.name == "b"
+
+
+def test_exceptions_arrive_as_raised() -> None:
+    with pytest.raises(NotCoordinatorError, match="moved"):
+        Fake("c").fail()
+
+
+def test_loop_futures_become_thread_safe_futures() -> None:
+    future = Fake("d").later()
+    assert isinstance(future, concurrent.futures.Future)
+    assert future.result(timeout=5) == 7
+
+
+def test_async_iteration_becomes_iteration() -> None:
+    fake = Fake("e")
+    assert list(fake.numbers(4)) == [0, 1, 2, 3]
+    assert list(fake) == [0, 1, 2]
+
+
+def test_context_manager_enters_and_exits_the_async_object() -> None:
+    with Fake("f") as fake:
+        assert fake.aio.events == ["enter"]
+    assert fake.aio.events == ["enter", "exit None"]
+    with pytest.raises(KeyError), Fake("g") as failing:
+        raise KeyError("x")
+    assert failing.aio.events == ["enter", "exit KeyError"]
+
+
+def test_a_blocking_call_from_the_loop_thread_is_refused_not_deadlocked() -> None:
+    fake = Fake("h")
+
+    async def from_loop() -> None:
+        fake.add(1)
+
+    with pytest.raises(RuntimeError, match="would wait for itself"):
+        run(from_loop())
