@@ -6,6 +6,9 @@ from goqueue.client.connection import Connection
 from goqueue.client.errors import *  # noqa: F403 (every error class, listed in its __all__)
 from goqueue.client.errors import __all__ as _errors
 from goqueue.client.metadata import TopicMetadata, TopicPartition
+from goqueue.client.partitioner import Partitioner
+from goqueue.client.producer import Producer
+from goqueue.client.record_metadata import RecordMetadata
 
 __all__ = [
     "Admin",
@@ -14,6 +17,9 @@ __all__ = [
     "Connection",
     "CreatedTopic",
     "NewTopic",
+    "Partitioner",
+    "Producer",
+    "RecordMetadata",
     "TopicMetadata",
     "TopicPartition",
     *_errors,
