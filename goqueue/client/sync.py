@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar
 
 from goqueue.client import admin as _admin
+from goqueue.client import producer as _producer
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -183,11 +184,22 @@ def blocking(
 ) -> Callable[Concatenate[SyncClient[Any], P], R]:
     """Declare a coroutine method of the async class as a typed blocking method of the facade;
     the call goes to the async object's attribute of the same name, so overrides still apply."""
+    return _declared(method)
+
+
+def blocking_future(
+    method: Callable[Concatenate[Any, P], Awaitable[asyncio.Future[R]]],
+) -> Callable[Concatenate[SyncClient[Any], P], concurrent.futures.Future[R]]:
+    """Like `blocking`, for a coroutine that returns a loop future (a delivery report): the
+    caller gets a `concurrent.futures.Future` it can wait on from any thread."""
+    return _declared(method)
+
+
+def _declared(method: Callable[..., Any]) -> Callable[..., Any]:
     name = method.__name__
 
-    def call(self: SyncClient[Any], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        result: R = _call(getattr(self.aio, name), *args, **kwargs)
-        return result
+    def call(self: SyncClient[Any], /, *args: Any, **kwargs: Any) -> Any:
+        return _call(getattr(self.aio, name), *args, **kwargs)
 
     functools.update_wrapper(call, method)
     return call
@@ -222,4 +234,18 @@ class Admin(SyncClient[_admin.Admin]):
     group_lag = blocking(_admin.Admin.group_lag)
 
 
-__all__ = ["Admin", "SyncClient", "blocking", "iterate", "run"]
+class Producer(SyncClient[_producer.Producer]):
+    """Blocking `goqueue.client.Producer`: `send` waits for the acknowledgement; `enqueue`
+    returns a `concurrent.futures.Future` at once, for throughput. Delivery callbacks run on
+    the sync clients' loop thread, where they must not call blocking methods."""
+
+    _async_type = _producer.Producer
+
+    start = blocking(_producer.Producer.start)
+    close = blocking(_producer.Producer.close)
+    send = blocking(_producer.Producer.send)
+    enqueue = blocking_future(_producer.Producer.enqueue)
+    flush = blocking(_producer.Producer.flush)
+
+
+__all__ = ["Admin", "Producer", "SyncClient", "blocking", "blocking_future", "iterate", "run"]

@@ -11,7 +11,7 @@ from goqueue.client import TopicAlreadyExistsError
 from goqueue.client.configs import AlterConfigOp, ConfigResource, OpType
 from goqueue.client.metadata import TopicPartition
 from goqueue.client.offsets import LATEST
-from goqueue.client.sync import Admin
+from goqueue.client.sync import Admin, Producer
 from goqueue.testing.process import BrokerProcess
 
 pytestmark = pytest.mark.integration
@@ -66,3 +66,24 @@ def test_sync_admins_work_from_several_threads_at_once(shared_broker: BrokerProc
         listed = {t.name for t in admin.list_topics()}
         assert set(names) <= listed
         admin.delete_topics(names)
+
+
+def test_sync_producer_sends_enqueues_and_flushes(shared_broker: BrokerProcess) -> None:
+    name = unique_topic("sync-producer")
+    tp = TopicPartition(name, 0)
+    delivered: list[int] = []
+    with Admin(shared_broker.bootstrap) as admin:
+        admin.create_topic(name, 1)
+    with Producer(shared_broker.bootstrap, linger_ms=20) as producer:
+        first = producer.send(name, b"first", key=b"k", headers=[("h", b"v")])
+        assert (first.topic, first.partition, first.offset) == (name, 0, 0)
+        futures = [
+            producer.enqueue(name, b"%d" % i, on_delivery=lambda m: delivered.append(m.offset))
+            for i in range(500)
+        ]
+        producer.flush()
+        assert all(future.done() for future in futures)
+        assert [future.result().offset for future in futures] == list(range(1, 501))
+    assert sorted(delivered) == list(range(1, 501))
+    with Admin(shared_broker.bootstrap) as admin:
+        assert admin.list_offsets({tp: LATEST})[tp].offset == 501
