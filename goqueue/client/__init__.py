@@ -1,25 +1,68 @@
-"""The Go-Queue Python client: asyncio first, speaking the Kafka protocol through kio."""
+"""The Go-Queue Python client: asyncio first, speaking the Kafka protocol through kio.
 
-from goqueue.client.admin import Admin, ClusterDescription, CreatedTopic, NewTopic
+`Producer`, `Consumer` and `Admin` are async context managers; `goqueue.client.sync` has the
+same three names as blocking wrappers over the same objects. Every exception derives from
+`ClientError`; broker error codes raise a `KafkaError` subclass per code (see `errors`).
+"""
+
+from goqueue.client.admin import HIGH_WATERMARK, Admin, ClusterDescription, CreatedTopic, NewTopic
 from goqueue.client.cluster import Cluster
+from goqueue.client.configs import (
+    AlterConfigOp,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    OpType,
+    ResourceType,
+)
 from goqueue.client.connection import Connection
 from goqueue.client.errors import *  # noqa: F403 (every error class, listed in its __all__)
 from goqueue.client.errors import __all__ as _errors
-from goqueue.client.metadata import TopicMetadata, TopicPartition
+from goqueue.client.groups import (
+    Committed,
+    GroupDescription,
+    GroupMember,
+    ListedGroup,
+    OffsetMove,
+    OffsetReset,
+)
+from goqueue.client.metadata import BrokerAddress, PartitionMetadata, TopicMetadata, TopicPartition
+from goqueue.client.offsets import EARLIEST, LATEST, MAX_TIMESTAMP, OffsetAndTimestamp
 from goqueue.client.partitioner import Partitioner
 from goqueue.client.producer import Producer
 from goqueue.client.record_metadata import RecordMetadata
+from goqueue.coordinator.group.lag import PartitionLag
 
 __all__ = [
+    "EARLIEST",
+    "HIGH_WATERMARK",
+    "LATEST",
+    "MAX_TIMESTAMP",
     "Admin",
+    "AlterConfigOp",
+    "BrokerAddress",
     "Cluster",
     "ClusterDescription",
+    "Committed",
+    "ConfigEntry",
+    "ConfigResource",
+    "ConfigSource",
     "Connection",
     "CreatedTopic",
+    "GroupDescription",
+    "GroupMember",
+    "ListedGroup",
     "NewTopic",
+    "OffsetAndTimestamp",
+    "OffsetMove",
+    "OffsetReset",
+    "OpType",
+    "PartitionLag",
+    "PartitionMetadata",
     "Partitioner",
     "Producer",
     "RecordMetadata",
+    "ResourceType",
     "TopicMetadata",
     "TopicPartition",
     *_errors,
