@@ -272,11 +272,12 @@ class Broker:
                 ErrorCode.invalid_partitions,
                 f"Number of partitions must be at least 1: {partitions}",
             )
-        if replicas < 1 or replicas > len(self.image.brokers):
+        live = len(self.image.live_brokers())
+        if replicas < 1 or replicas > live:
             raise BrokerError(
                 ErrorCode.invalid_replication_factor,
-                f"Replication factor {replicas} must be between 1 and the number of brokers "
-                f"({len(self.image.brokers)})",
+                f"Replication factor {replicas} must be between 1 and the number of live "
+                f"brokers ({live})",
             )
         try:
             valid_configs = validate_topic_configs(configs)

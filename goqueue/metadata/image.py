@@ -22,14 +22,61 @@ def _frozen(mapping: Mapping[K, V]) -> Mapping[K, V]:
     return mapping if isinstance(mapping, MappingProxyType) else MappingProxyType(dict(mapping))
 
 
+NO_LEADER = -1
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerInfo:
-    """A registered broker and the address clients reach it at."""
+    """A registered broker and the address clients reach it at.
+
+    `incarnation_id` is new on every start of the process, so the controller can tell a
+    restarted broker from a second process claiming a live broker's id; `epoch` is the
+    metadata offset of the registration (Kafka's broker epoch). A `fenced` broker stopped
+    heartbeating: it leads nothing and is in no ISR until it heartbeats again.
+    """
 
     node_id: int
     host: str
     port: int
     rack: str | None = None
+    fenced: bool = False
+    incarnation_id: str = ""
+    epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionState:
+    """Who holds one partition, as the controller decided (Kafka's PartitionRegistration).
+
+    `partition_epoch` grows with every change, so a leader's AlterPartition built on a stale
+    state is refused; `leader_epoch` grows only when the leader changes, which is what
+    followers and clients fence each other with. During a reassignment `replicas` is the
+    union of the old and new sets, `adding` and `removing` the difference.
+    """
+
+    replicas: tuple[int, ...]
+    leader: int
+    leader_epoch: int
+    isr: tuple[int, ...]
+    partition_epoch: int
+    adding: tuple[int, ...] = ()
+    removing: tuple[int, ...] = ()
+
+    @classmethod
+    def initial(cls, replicas: tuple[int, ...]) -> PartitionState:
+        """A new partition: its first replica leads, all are in sync (nothing to copy yet)."""
+        return cls(replicas, replicas[0] if replicas else NO_LEADER, 0, replicas, 0)
+
+    @property
+    def preferred_leader(self) -> int:
+        """Kafka's preferred replica: the first of the assignment (ignoring ones being added)."""
+        target = self.target_replicas
+        return target[0] if target else NO_LEADER
+
+    @property
+    def target_replicas(self) -> tuple[int, ...]:
+        """The replicas once any reassignment in progress completes."""
+        return tuple(node for node in self.replicas if node not in self.removing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +88,21 @@ class TopicInfo:
     partitions: int
     replication_factor: int
     configs: Mapping[str, str]
+    partition_states: Mapping[int, PartitionState] = field(default_factory=dict)
+    """Partition index -> replicas, leader and ISR. Empty only on a TopicInfo built for
+    validation (CreateTopics with validate_only); every topic of an image has all."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "configs", _frozen(self.configs))
+        object.__setattr__(self, "partition_states", _frozen(self.partition_states))
+
+    def with_partition_states(self, states: Mapping[int, PartitionState]) -> TopicInfo:
+        """This topic with `states` replacing (or adding) the states of their partitions."""
+        return replace(
+            self,
+            partitions=max(self.partitions, max(states, default=-1) + 1),
+            partition_states={**self.partition_states, **states},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +121,11 @@ class MetadataImage:
     """The first producer id no broker has been given yet (Kafka's ProducerIdsImage)."""
     producer_id_blocks: Mapping[int, int] = field(default_factory=dict)
     """Node id -> first id of the block of producer ids it was given last."""
+    voters: Mapping[int, str] = field(default_factory=dict)
+    """Node id -> Raft HOST:PORT of the members of the metadata quorum (the controllers)."""
 
     def __post_init__(self) -> None:
-        for name in ("brokers", "topics", "topics_by_id", "producer_id_blocks"):
+        for name in ("brokers", "topics", "topics_by_id", "producer_id_blocks", "voters"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         object.__setattr__(
             self,
@@ -85,6 +146,15 @@ class MetadataImage:
 
     def with_broker(self, broker: BrokerInfo) -> MetadataImage:
         return replace(self, brokers={**self.brokers, broker.node_id: broker})
+
+    def live_brokers(self) -> list[BrokerInfo]:
+        """Registered brokers that are not fenced, by node id."""
+        return sorted((b for b in self.brokers.values() if not b.fenced), key=lambda b: b.node_id)
+
+    def without_broker(self, node_id: int) -> MetadataImage:
+        return replace(
+            self, brokers={key: value for key, value in self.brokers.items() if key != node_id}
+        )
 
     def with_topic(self, topic: TopicInfo) -> MetadataImage:
         return replace(

@@ -22,12 +22,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kio.schema.errors import ErrorCode
 from pysyncobj import SyncObj, SyncObjConf, SyncObjException, replicated
 from pysyncobj.encryptor import HAS_CRYPTO
 from pysyncobj.node import TCPNode
 
-from goqueue.metadata.image import BrokerInfo, MetadataImage, TopicInfo
+from goqueue.metadata import controller
+from goqueue.metadata.errors import (
+    DuplicateBrokerError,
+    InvalidPartitionsError,
+    MetadataError,
+    RecordRejectedError,
+    TopicExistsError,
+    UnknownTopicError,
+)
+from goqueue.metadata.image import NO_LEADER, BrokerInfo, MetadataImage, PartitionState, TopicInfo
 
 logger = logging.getLogger(__name__)
 
@@ -38,34 +46,6 @@ Callback = Callable[[object, int], None]
 DUMP_FORMAT = 1
 BUSY_TICK_S = 0.002
 """Tick period while a command of ours awaits commit, so it applies within milliseconds."""
-
-
-class MetadataError(Exception):
-    """The metadata quorum could not carry out a change."""
-
-    error_code: ErrorCode = ErrorCode.unknown_server_error
-
-    def __init__(self, message: str, error_code: ErrorCode | None = None) -> None:
-        super().__init__(message)
-        if error_code is not None:
-            self.error_code = error_code
-
-
-class RecordRejectedError(MetadataError):
-    """The current state refuses a record (a race lost since the request was validated): the
-    command's answer, not a failure of the quorum."""
-
-
-class TopicExistsError(RecordRejectedError):
-    error_code = ErrorCode.topic_already_exists
-
-
-class UnknownTopicError(RecordRejectedError):
-    error_code = ErrorCode.unknown_topic_or_partition
-
-
-class InvalidPartitionsError(RecordRejectedError):
-    error_code = ErrorCode.invalid_partitions
 
 
 def new_cluster_id() -> str:
@@ -82,11 +62,51 @@ def broker_to_json(broker: BrokerInfo) -> dict[str, Any]:
         "host": broker.host,
         "port": broker.port,
         "rack": broker.rack,
+        "fenced": broker.fenced,
+        "incarnation_id": broker.incarnation_id,
+        "epoch": broker.epoch,
     }
 
 
 def broker_from_json(data: Mapping[str, Any]) -> BrokerInfo:
-    return BrokerInfo(int(data["node_id"]), str(data["host"]), int(data["port"]), data["rack"])
+    return BrokerInfo(
+        int(data["node_id"]),
+        str(data["host"]),
+        int(data["port"]),
+        data["rack"],
+        bool(data.get("fenced", False)),
+        str(data.get("incarnation_id", "")),
+        int(data.get("epoch", 0)),
+    )
+
+
+def partition_to_json(index: int, state: PartitionState) -> dict[str, Any]:
+    return {
+        "partition": index,
+        "replicas": list(state.replicas),
+        "leader": state.leader,
+        "leader_epoch": state.leader_epoch,
+        "isr": list(state.isr),
+        "partition_epoch": state.partition_epoch,
+        "adding": list(state.adding),
+        "removing": list(state.removing),
+    }
+
+
+def partition_from_json(data: Mapping[str, Any]) -> tuple[int, PartitionState]:
+    def nodes(key: str) -> tuple[int, ...]:
+        return tuple(int(node) for node in data.get(key, ()))
+
+    state = PartitionState(
+        nodes("replicas"),
+        int(data["leader"]),
+        int(data["leader_epoch"]),
+        nodes("isr"),
+        int(data["partition_epoch"]),
+        nodes("adding"),
+        nodes("removing"),
+    )
+    return int(data["partition"]), state
 
 
 def topic_to_json(topic: TopicInfo) -> dict[str, Any]:
@@ -96,6 +116,9 @@ def topic_to_json(topic: TopicInfo) -> dict[str, Any]:
         "partitions": topic.partitions,
         "replication_factor": topic.replication_factor,
         "configs": dict(topic.configs),
+        "partition_states": [
+            partition_to_json(index, state) for index, state in topic.partition_states.items()
+        ],
     }
 
 
@@ -106,7 +129,16 @@ def topic_from_json(data: Mapping[str, Any]) -> TopicInfo:
         int(data["partitions"]),
         int(data["replication_factor"]),
         {str(key): str(value) for key, value in data["configs"].items()},
+        dict(partition_from_json(item) for item in data.get("partition_states", ())),
     )
+
+
+def _single_node_states(image: MetadataImage, first: int, last: int) -> dict[int, PartitionState]:
+    """Partitions written before records carried assignments (single-node metadata): they
+    live on the one registered broker."""
+    node = min(image.brokers, default=NO_LEADER)
+    replicas = (node,) if node != NO_LEADER else ()
+    return {index: PartitionState.initial(replicas) for index in range(first, last)}
 
 
 def _init_cluster(image: MetadataImage, record: Record) -> MetadataImage:
@@ -120,14 +152,127 @@ def _elect_controller(image: MetadataImage, record: Record) -> MetadataImage:
 
 
 def _register_broker(image: MetadataImage, record: Record) -> MetadataImage:
+    """Register a broker (again). A different incarnation of a live broker at another address
+    is a second process claiming the id: refused. At the same address it is the same broker
+    restarted (the old process cannot still listen there), so it replaces the registration.
+    The broker epoch is the metadata offset of the registration."""
     broker = broker_from_json(record["broker"])
-    return image if image.brokers.get(broker.node_id) == broker else image.with_broker(broker)
+    current = image.brokers.get(broker.node_id)
+    if current is not None and current.incarnation_id == broker.incarnation_id:
+        return image
+    if (
+        current is not None
+        and not current.fenced
+        and current.incarnation_id
+        and (current.host, current.port) != (broker.host, broker.port)
+    ):
+        raise DuplicateBrokerError(
+            f"Node id {broker.node_id} is already registered by a live broker at "
+            f"{current.host}:{current.port} (incarnation {current.incarnation_id}); give this "
+            "node another --node-id, or stop the other one and wait for its session to expire."
+        )
+    image = image.with_broker(replace(broker, fenced=False, epoch=image.offset + 1))
+    return controller.elect_offline_leaders(image)
+
+
+def _broker_heartbeat(image: MetadataImage, record: Record) -> MetadataImage:
+    """A heartbeat changes the image only when it brings a fenced broker back: the
+    controller keeps the time of the others (not replicated)."""
+    broker = image.brokers.get(int(record["node_id"]))
+    if broker is None or not broker.fenced or broker.incarnation_id != record["incarnation_id"]:
+        return image
+    return controller.elect_offline_leaders(image.with_broker(replace(broker, fenced=False)))
+
+
+def _fence_broker(image: MetadataImage, record: Record) -> MetadataImage:
+    """Fence a broker that stopped heartbeating, or one shutting down under control (only its
+    current incarnation: a late record must not fence its successor)."""
+    node = int(record["node_id"])
+    broker = image.brokers.get(node)
+    if broker is None or broker.incarnation_id != record.get(
+        "incarnation_id", broker.incarnation_id
+    ):
+        return image
+    return controller.fence_broker(image, node)
+
+
+def _unregister_broker(image: MetadataImage, record: Record) -> MetadataImage:
+    """Forget a broker removed from the cluster (its partitions need reassigning first)."""
+    node = int(record["node_id"])
+    if node not in image.brokers:
+        return image
+    image = controller.fence_broker(image, node)
+    return image.without_broker(node)
+
+
+def _alter_partition(image: MetadataImage, record: Record) -> MetadataImage:
+    topic = _topic_by_id(image, record["topic_id"])
+    index = int(record["partition"])
+    state = controller.partition_state(image, topic.topic_id, index)
+    request = controller.AlterPartitionRequest(
+        int(record["leader_id"]),
+        int(record["leader_epoch"]),
+        int(record["partition_epoch"]),
+        tuple(int(node) for node in record["new_isr"]),
+    )
+    new = controller.alter_partition(image, state, request)
+    return image.with_topic(topic.with_partition_states({index: new}))
+
+
+def _topic_by_id(image: MetadataImage, topic_id: str) -> TopicInfo:
+    topic = image.topics_by_id.get(uuid.UUID(topic_id))
+    if topic is None:
+        raise UnknownTopicError(f"Topic id {topic_id} does not exist.")
+    return topic
+
+
+def _elect_leaders(image: MetadataImage, record: Record) -> MetadataImage:
+    """ElectLeaders: preferred or unclean elections of the listed partitions; the ones whose
+    election is not possible (any more) stay as they are."""
+    preferred = record["election"] == "preferred"
+    electable = controller.electable_in(image)
+    for name, index in record["partitions"]:
+        topic = image.topics.get(name)
+        state = topic.partition_states.get(int(index)) if topic else None
+        if topic is None or state is None:
+            continue
+        new, _ = controller.elect(state, electable, preferred=preferred)
+        if new is not state:
+            image = image.with_topic(topic.with_partition_states({int(index): new}))
+    return image
+
+
+def _reassign_partitions(image: MetadataImage, record: Record) -> MetadataImage:
+    """AlterPartitionReassignments: start (replicas given) or cancel (null) reassignments."""
+    electable = controller.electable_in(image)
+    for name, index, replicas in record["partitions"]:
+        topic = _topic(image, {"name": name})
+        state = topic.partition_states.get(int(index))
+        if state is None:
+            raise UnknownTopicError(f"Partition {name}-{index} does not exist.")
+        if replicas is None:
+            new = controller.cancel_reassignment(state, electable)
+        else:
+            new = controller.reassign(state, tuple(int(n) for n in replicas), electable)
+        image = image.with_topic(topic.with_partition_states({int(index): new}))
+    return image
+
+
+def _set_voters(image: MetadataImage, record: Record) -> MetadataImage:
+    """The quorum's members by node id, so the controller id can name the Raft leader.
+    `only_if_empty` is the first node's bootstrap from its --voters setting."""
+    if record.get("only_if_empty") and image.voters:
+        return image
+    voters = {int(node): str(address) for node, address in record["voters"].items()}
+    return image if voters == image.voters else replace(image, voters=voters)
 
 
 def _create_topic(image: MetadataImage, record: Record) -> MetadataImage:
     topic = topic_from_json(record["topic"])
     if topic.name in image.topics or topic.topic_id in image.topics_by_id:
         raise TopicExistsError(f"Topic '{topic.name}' already exists.")
+    if not topic.partition_states:
+        topic = topic.with_partition_states(_single_node_states(image, 0, topic.partitions))
     return image.with_topic(topic)
 
 
@@ -188,7 +333,15 @@ def _create_partitions(image: MetadataImage, record: Record) -> MetadataImage:
     problem = partition_count_problem(topic.partitions, count)
     if problem:
         raise InvalidPartitionsError(problem)
-    return image.with_topic(replace(topic, partitions=count))
+    assignments = record.get("assignments")
+    if assignments is None:
+        states = _single_node_states(image, topic.partitions, count)
+    else:
+        states = {
+            topic.partitions + offset: PartitionState.initial(tuple(int(n) for n in replicas))
+            for offset, replicas in enumerate(assignments)
+        }
+    return image.with_topic(topic.with_partition_states(states))
 
 
 def _allocate_producer_ids(image: MetadataImage, record: Record) -> MetadataImage:
@@ -201,6 +354,13 @@ _TRANSITIONS: dict[str, Callable[[MetadataImage, Record], MetadataImage]] = {
     "init_cluster": _init_cluster,
     "elect_controller": _elect_controller,
     "register_broker": _register_broker,
+    "broker_heartbeat": _broker_heartbeat,
+    "fence_broker": _fence_broker,
+    "unregister_broker": _unregister_broker,
+    "alter_partition": _alter_partition,
+    "elect_leaders": _elect_leaders,
+    "reassign_partitions": _reassign_partitions,
+    "set_voters": _set_voters,
     "create_topic": _create_topic,
     "delete_topic": _delete_topic,
     "alter_topic_configs": _alter_topic_configs,
@@ -236,6 +396,7 @@ def image_to_json(image: MetadataImage) -> dict[str, Any]:
         "producer_id_blocks": {
             str(node): first for node, first in image.producer_id_blocks.items()
         },
+        "voters": {str(node): address for node, address in image.voters.items()},
     }
 
 
@@ -257,6 +418,7 @@ def image_from_json(data: Mapping[str, Any]) -> MetadataImage:
         producer_id_blocks={
             int(node): int(first) for node, first in data.get("producer_id_blocks", {}).items()
         },
+        voters={int(node): str(address) for node, address in data.get("voters", {}).items()},
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -19,14 +20,18 @@ from kio.schema.errors import ErrorCode
 from pysyncobj import FAIL_REASON
 
 from goqueue.config.settings import BrokerSettings
-from goqueue.metadata.image import BrokerInfo, MetadataImage, TopicInfo
-from goqueue.metadata.state_machine import (
+from goqueue.metadata.controller import partition_state
+from goqueue.metadata.errors import (
     InvalidPartitionsError,
     MetadataError,
-    MetadataStateMachine,
-    Record,
     TopicExistsError,
     UnknownTopicError,
+)
+from goqueue.metadata.image import BrokerInfo, MetadataImage, PartitionState, TopicInfo
+from goqueue.metadata.placement import assign_replicas, start_index_of
+from goqueue.metadata.state_machine import (
+    MetadataStateMachine,
+    Record,
     broker_to_json,
     new_cluster_id,
     topic_to_json,
@@ -65,6 +70,9 @@ class MetadataStore:
         self._raft: MetadataStateMachine | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Future[Any]] = set()
+        self._random = random.Random()
+        self.incarnation_id = uuid.uuid4().hex
+        """New on every start: tells this process from an earlier or a second one."""
 
     @property
     def image(self) -> MetadataImage:
@@ -105,9 +113,10 @@ class MetadataStore:
         if raft.is_leader() and self._image.controller_id != node_id:
             await self._command({"type": "elect_controller", "node_id": node_id})
         host, port = self._settings.advertised_host_port()
-        me = BrokerInfo(node_id, host, port)
-        if self._image.brokers.get(node_id) != me:
-            await self._command({"type": "register_broker", "broker": broker_to_json(me)})
+        me = BrokerInfo(
+            node_id, host, port, self._settings.rack, incarnation_id=self.incarnation_id
+        )
+        await self._command({"type": "register_broker", "broker": broker_to_json(me)})
 
     async def create_topic(
         self,
@@ -115,12 +124,49 @@ class MetadataStore:
         partitions: int,
         replication_factor: int,
         configs: Mapping[str, str],
+        assignments: Sequence[tuple[int, ...]] | None = None,
     ) -> TopicInfo:
-        """Create a topic with a fresh topic id; TopicExistsError if the name is taken.
-        The caller validates name, counts and configs."""
-        topic = TopicInfo(name, uuid.uuid4(), partitions, replication_factor, configs)
+        """Create a topic with a fresh topic id, its replicas placed over the live brokers
+        (or as `assignments` says); TopicExistsError if the name is taken. The caller
+        validates name, counts and configs."""
+        if assignments is None:
+            assignments = assign_replicas(
+                self._image.live_brokers(), partitions, replication_factor, self._random
+            )
+        states = {
+            index: PartitionState.initial(replicas) for index, replicas in enumerate(assignments)
+        }
+        topic = TopicInfo(name, uuid.uuid4(), partitions, replication_factor, configs, states)
         await self._command({"type": "create_topic", "topic": topic_to_json(topic)})
-        return topic
+        return self._image.topics_by_id[topic.topic_id]
+
+    async def alter_partition(
+        self,
+        topic_id: uuid.UUID,
+        partition: int,
+        *,
+        leader_id: int,
+        leader_epoch: int,
+        partition_epoch: int,
+        new_isr: Sequence[int],
+    ) -> PartitionState:
+        """A partition leader's ISR change (Kafka's AlterPartition): applied only if the
+        epochs are current and every new member is unfenced, else PartitionChangeError with
+        FENCED_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER, INVALID_UPDATE_VERSION, INVALID_REQUEST or
+        INELIGIBLE_REPLICA. Returns the partition's new state (a completed reassignment may
+        have changed its replicas too)."""
+        await self._command(
+            {
+                "type": "alter_partition",
+                "topic_id": str(topic_id),
+                "partition": partition,
+                "leader_id": leader_id,
+                "leader_epoch": leader_epoch,
+                "partition_epoch": partition_epoch,
+                "new_isr": list(new_isr),
+            }
+        )
+        return partition_state(self._image, topic_id, partition)
 
     async def delete_topic(self, name: str) -> None:
         """Delete a topic; UnknownTopicError if there is none."""
@@ -145,9 +191,28 @@ class MetadataStore:
     ) -> None:
         await self._command({**record, "set": dict(set_), "delete": list(delete)})
 
-    async def create_partitions(self, name: str, count: int) -> None:
-        """Grow a topic to `count` partitions; InvalidPartitionsError unless that is more."""
-        await self._command({"type": "create_partitions", "name": name, "partitions": count})
+    async def create_partitions(
+        self, name: str, count: int, assignments: Sequence[tuple[int, ...]] | None = None
+    ) -> None:
+        """Grow a topic to `count` partitions, the new ones placed as Kafka continues a
+        topic's placement (or as `assignments` says); InvalidPartitionsError unless that is
+        more."""
+        topic = self._image.topics.get(name)
+        if assignments is None and topic is not None and count > topic.partitions:
+            brokers = self._image.live_brokers()
+            first = topic.partition_states.get(0)
+            assignments = assign_replicas(
+                brokers,
+                count - topic.partitions,
+                len(first.target_replicas) if first else topic.replication_factor,
+                self._random,
+                start_partition=topic.partitions,
+                start_index=start_index_of(brokers, first.replicas[0]) if first else -1,
+            )
+        record: dict[str, object] = {"type": "create_partitions", "name": name, "partitions": count}
+        if assignments is not None:
+            record["assignments"] = [list(replicas) for replicas in assignments]
+        await self._command(record)
 
     async def allocate_producer_ids(self, node_id: int, block_size: int) -> int:
         """Reserve the next `block_size` producer ids for `node_id`; returns the first."""

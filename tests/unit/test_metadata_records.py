@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from goqueue.metadata.image import BrokerInfo, MetadataImage, TopicInfo
+from goqueue.metadata.image import BrokerInfo, MetadataImage, PartitionState, TopicInfo
 from goqueue.metadata.state_machine import (
     MetadataError,
     TopicExistsError,
@@ -19,7 +19,8 @@ from goqueue.metadata.state_machine import (
 
 
 def topic(name: str, partitions: int = 1) -> TopicInfo:
-    return TopicInfo(name, uuid.uuid4(), partitions, 1, {"retention.ms": "1000"})
+    states = {index: PartitionState.initial((1,)) for index in range(partitions)}
+    return TopicInfo(name, uuid.uuid4(), partitions, 1, {"retention.ms": "1000"}, states)
 
 
 def create(image: MetadataImage, info: TopicInfo) -> MetadataImage:
