@@ -19,8 +19,8 @@ How the pieces fit:
   the broker refused since the last commit.
 - Requests of one share session carry consecutive epochs, so they go one at a time per broker
   (a lock per broker); a lost request or a session error starts a new session.
-- `close()` sends what is recorded, releases every record still held, closes the share
-  sessions (epoch -1) and leaves the group.
+- `close()` sends what is recorded and closes the share sessions (epoch -1), on which the
+  brokers release every record the member still holds; then it leaves the group.
 """
 
 from __future__ import annotations
@@ -437,17 +437,15 @@ class ShareConsumer:
                     renewing[(tp, offset)].lock_expires_at = sent_at + lock
 
     async def close(self) -> None:
-        """Send recorded acknowledgements, release every record still held, close the share
-        sessions and leave the group."""
+        """Send recorded acknowledgements and close the share sessions, which makes the
+        brokers release every record still held (at once: closing is not a failed delivery,
+        so no retry backoff applies), then leave the group."""
         if self._closed:
             return
         self._closed = True
         for task in list(self._delayed):
             task.cancel()
         self._accept_implicitly()
-        for held in self._held.values():
-            for message in list(held.values()):
-                self.acknowledge_one(message, AckType.RELEASE)
         self._buffer.clear()
         for task in self._tasks:
             task.cancel()
