@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from kio.schema.errors import ErrorCode
 
+from goqueue.broker.delayed import produce_delayed
 from goqueue.broker.errors import BrokerError
 from goqueue.broker.flusher import Flusher
 from goqueue.broker.partition import Partition
@@ -27,6 +28,7 @@ from goqueue.config.catalog import (
     cleanup_policy_for,
     compression_type_for,
     dedup_window_ms_for,
+    delayed_enabled_for,
     log_config_for,
     max_message_bytes_for,
     validate_topic_configs,
@@ -44,6 +46,7 @@ from goqueue.config.dynamic import (
 )
 from goqueue.config.settings import BrokerSettings
 from goqueue.coordinator.group.coordinator import GroupCoordinator
+from goqueue.coordinator.scheduler.coordinator import Scheduler
 from goqueue.log.cleaner import CleanerConfig
 from goqueue.log.cleaner_manager import LogCleaner
 from goqueue.log.config import LogConfig
@@ -159,6 +162,7 @@ class Broker:
         self._cleaning: asyncio.Task[bool] | None = None
         self._next_cleaning = time.monotonic()
         self.groups = GroupCoordinator(self)
+        self.scheduler = Scheduler(self)
 
     @property
     def image(self) -> MetadataImage:
@@ -175,9 +179,11 @@ class Broker:
         self.metadata.add_listener(self._on_metadata)
         self._housekeeping = asyncio.create_task(self._run_housekeeping())
         await self.groups.start()
+        await self.scheduler.start()
 
     async def stop(self) -> None:
         """Flush and close every log and leave the clean-shutdown marker."""
+        await self.scheduler.stop()
         await self.groups.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
@@ -220,6 +226,10 @@ class Broker:
         configs = self.image.topics[topic].configs
         limit = max_message_bytes_for(configs, self.settings)
         _check_size(batches[0], limit)
+        if delayed_enabled_for(configs):
+            parked = await produce_delayed(self, partition, records, batches[0], configs)
+            if parked is not None:
+                return ProduceResult(parked, partition.log.log_start_offset)
         compacted = "compact" in cleanup_policy_for(configs, self.settings)
         codec = TOPIC_CODECS.get(compression_type_for(configs, self.settings))
         if codec == batches[0].compression:

@@ -7,7 +7,9 @@ from kio.schema.errors import ErrorCode
 from goqueue.broker.errors import BrokerError
 
 MAX_NAME_LENGTH = 249
-INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__share_group_state"})
+INTERNAL_TOPICS = frozenset(
+    {"__consumer_offsets", "__transaction_state", "__share_group_state", "__goqueue_schedule"}
+)
 """Names the coordinators own; Kafka refuses to let clients create them."""
 _LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
 

@@ -285,6 +285,23 @@ TOPIC_CONFIGS: tuple[ConfigEntry, ...] = (
         default="0",
         validator=at_least(0),
     ),
+    ConfigEntry(
+        "goqueue.delayed.enabled",
+        ConfigType.STRING,
+        "Delayed delivery: records with a `goqueue.deliver-at` (epoch ms) or `goqueue.delay-ms` "
+        "header are parked by the scheduler and appended to the topic when due; other topics "
+        "never look at these headers. See docs/delayed-messages.md.",
+        default="false",
+        validator=OneOf(("true", "false")),
+    ),
+    ConfigEntry(
+        "goqueue.delayed.max.delay.ms",
+        ConfigType.LONG,
+        "Longest delay a record of a delayed topic may ask for; a batch asking for more is "
+        "refused with INVALID_RECORD.",
+        default_setting="delayed_max_delay_ms",
+        validator=at_least(0),
+    ),
 )
 
 CATALOG: Mapping[str, ConfigEntry] = {entry.name: entry for entry in TOPIC_CONFIGS}
@@ -349,6 +366,15 @@ def dedup_window_ms_for(topic_configs: Mapping[str, str]) -> int:
     lookup, as it runs on every produce."""
     value = topic_configs.get("goqueue.dedup.window.ms")
     return int(value) if value else 0
+
+
+def delayed_enabled_for(topic_configs: Mapping[str, str]) -> bool:
+    """Whether the topic parks delayed records; one dict lookup, as it runs on every produce."""
+    return topic_configs.get("goqueue.delayed.enabled") == "true"
+
+
+def delayed_max_delay_ms_for(topic_configs: Mapping[str, str], settings: BrokerSettings) -> int:
+    return _int_config("goqueue.delayed.max.delay.ms", topic_configs, settings)
 
 
 def _config(name: str, topic_configs: Mapping[str, str], settings: BrokerSettings) -> str:

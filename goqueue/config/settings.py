@@ -251,6 +251,34 @@ class BrokerSettings:
             validator=Between(14, 2**31 - 1),
         ),
     )
+    scheduler_topic_partitions: int = field(
+        default=4,
+        metadata=_meta(
+            "Partitions of the internal `__goqueue_schedule` topic (delayed messages), fixed when "
+            "it is first created: each topic partition's delayed messages live in the one "
+            "`<topic>-<partition>` hashes to.",
+            validator=Between(1, 1000),
+        ),
+    )
+    scheduler_segment_bytes: int = field(
+        default=100 * 1024 * 1024,
+        metadata=_meta(
+            "Segment size of `__goqueue_schedule`, so compaction can drop delivered messages.",
+            validator=Between(14, 2**31 - 1),
+        ),
+    )
+    scheduler_window_ms: int = field(
+        default=60_000,
+        metadata=_meta(
+            "Width of the scheduler's windows of due time: messages due within the next one or "
+            "two windows are held in memory, later ones only on disk, one file per window.",
+            validator=Between(100, 2**31 - 1),
+        ),
+    )
+    delayed_max_delay_ms: int = field(
+        default=365 * DAY_MS,
+        metadata=_topic_default("Default goqueue.delayed.max.delay.ms of topics (one year)."),
+    )
     offset_metadata_max_bytes: int = field(
         default=4096,
         metadata=_meta(

@@ -1,0 +1,271 @@
+"""One partition of `__goqueue_schedule`: the scheduled messages of the target partitions that
+hash to it.
+
+The shard is the scheduler's state machine: synchronous and free of network I/O. Messages due
+before the *horizon* are held in memory, in a heap by due time; later ones live in the window
+files of a `BucketStore` (the only I/O here: buffered appends to a cache that replay rebuilds).
+The horizon moves forward one window at a time (`advance`), and the coordinator reads the
+window that just came near and hands its messages back (`admit`).
+
+Delivery takes due messages out of the heap (`take_due`), writes an intent for each target
+partition (`begin_delivery`) and, once the messages are durable in their topic, tombstones
+them (`finish_delivery`).
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from goqueue.coordinator.runtime import Record, Result
+from goqueue.coordinator.scheduler.buckets import BucketStore, Frame
+from goqueue.coordinator.scheduler.records import (
+    CANCELLED,
+    INTENT_PREFIX,
+    MESSAGE_PREFIX,
+    Intent,
+    RecordFormatError,
+    decode_cancel,
+    decode_intent,
+    encode_cancel,
+    encode_intent,
+    intent_key,
+    message_key,
+    parse_intent_key,
+    peek_message,
+    record_kind,
+    tombstones,
+)
+
+logger = logging.getLogger(__name__)
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A pending message held in memory; `value` is its encoded schedule log value."""
+
+    schedule_id: str
+    topic: str
+    partition: int
+    due_ms: int
+    offset: int
+    value: bytes
+
+
+class CancelOutcome(enum.Enum):
+    CANCELLED = "cancelled"
+    NOT_FOUND = "not_found"
+    DELIVERING = "delivering"
+    """Too late: the message is being appended to its topic."""
+
+
+class ScheduleShard:
+    """Pending messages of one schedule partition: near ones in memory, far ones on disk."""
+
+    def __init__(self, store: BucketStore, window_ms: int, now_ms: int) -> None:
+        self._store = store
+        self.window_ms = window_ms
+        self.horizon_ms = (now_ms // window_ms + 2) * window_ms
+        """Every pending message due before this is in memory; the others are in windows."""
+        self._entries: dict[str, Scheduled] = {}
+        self._heap: list[tuple[int, int, str]] = []
+        self._in_flight: set[str] = set()
+        self.far_count = 0
+        self._admitting: set[int] = set()
+        self._dropped: dict[str, tuple[int, int]] = {}
+        """Far messages cancelled: id -> (offset of the cancel record, due time)."""
+        self.intents: dict[TopicPartition, Intent] = {}
+        self.closing: set[str] = set()
+        """Cancels found on replay whose message needs its tombstone written."""
+
+    # Replay.
+
+    def replay(self, offset: int, record: Record) -> None:
+        key, value = record
+        try:
+            if key.startswith(MESSAGE_PREFIX):
+                schedule_id = key[len(MESSAGE_PREFIX) :].decode()
+                if value is None:
+                    self._forget(schedule_id)
+                elif record_kind(value) == CANCELLED:
+                    self._cancelled(offset, schedule_id, decode_cancel(value))
+                else:
+                    self._park(offset, schedule_id, value)
+            elif key.startswith(INTENT_PREFIX):
+                target = parse_intent_key(key)
+                if value is None:
+                    self.intents.pop(target, None)
+                else:
+                    self.intents[target] = decode_intent(value)
+        except (RecordFormatError, UnicodeDecodeError, ValueError) as exc:
+            logger.warning("skipping unreadable schedule record at offset %d: %s", offset, exc)
+
+    def on_loaded(self) -> None:
+        """Nothing to start here: the coordinator's delivery loop polls the shard."""
+
+    def on_unloaded(self) -> None:
+        self._store.close()
+
+    def _park(self, offset: int, schedule_id: str, value: bytes) -> None:
+        topic, partition, due_ms = peek_message(value)
+        if due_ms < self.horizon_ms:
+            self._hold(Scheduled(schedule_id, topic, partition, due_ms, offset, value))
+        else:
+            self._store.add(self._window(due_ms), offset, schedule_id, due_ms, value)
+            self.far_count += 1
+
+    def _hold(self, entry: Scheduled) -> None:
+        self._entries[entry.schedule_id] = entry
+        heapq.heappush(self._heap, (entry.due_ms, entry.offset, entry.schedule_id))
+
+    def _forget(self, schedule_id: str) -> None:
+        self._entries.pop(schedule_id, None)
+        self._in_flight.discard(schedule_id)
+        self.closing.discard(schedule_id)
+
+    def _cancelled(self, offset: int, schedule_id: str, due_ms: int) -> None:
+        if self._on_disk(due_ms):
+            self._dropped[schedule_id] = (offset, due_ms)
+            self.far_count -= 1
+        else:
+            self._entries.pop(schedule_id, None)
+            self.closing.add(schedule_id)
+
+    def _window(self, due_ms: int) -> int:
+        return due_ms // self.window_ms
+
+    def _on_disk(self, due_ms: int) -> bool:
+        """Whether a pending message due then is in a window file (not yet in memory)."""
+        return due_ms >= self.horizon_ms or self._window(due_ms) in self._admitting
+
+    # Operations.
+
+    def park(self, records: Sequence[Record], first_offset: int) -> Result[int]:
+        """Write scheduled messages (replay files each in memory or in its window); answers
+        `first_offset`, where the runtime appends them."""
+        return Result(first_offset, records)
+
+    def cancel(self, schedule_id: str, far_due_ms: int | None) -> Result[CancelOutcome]:
+        """Cancel a pending message. `far_due_ms` is the due time the coordinator found for it
+        in a window file (None if it found none)."""
+        if schedule_id in self._in_flight:
+            return Result(CancelOutcome.DELIVERING)
+        if schedule_id in self._entries:
+            return Result(CancelOutcome.CANCELLED, tombstones([schedule_id]))
+        if (
+            far_due_ms is not None
+            and self._on_disk(far_due_ms)
+            and schedule_id not in self._dropped
+        ):
+            record = Record(message_key(schedule_id), encode_cancel(far_due_ms))
+            return Result(CancelOutcome.CANCELLED, [record])
+        return Result(CancelOutcome.NOT_FOUND)
+
+    def take_due(self, now_ms: int, limit: int) -> list[Scheduled]:
+        """Up to `limit` messages due by `now_ms`, earliest first, now in flight."""
+        taken: list[Scheduled] = []
+        while self._heap and self._heap[0][0] <= now_ms and len(taken) < limit:
+            _, offset, schedule_id = heapq.heappop(self._heap)
+            entry = self._entries.get(schedule_id)
+            if entry is None or entry.offset != offset or schedule_id in self._in_flight:
+                continue
+            self._in_flight.add(schedule_id)
+            taken.append(entry)
+        return taken
+
+    def release(self, entries: Iterable[Scheduled]) -> None:
+        """Put back messages whose delivery failed, to be tried again."""
+        for entry in entries:
+            if self._entries.get(entry.schedule_id) is entry:
+                self._in_flight.discard(entry.schedule_id)
+                heapq.heappush(self._heap, (entry.due_ms, entry.offset, entry.schedule_id))
+
+    def begin_delivery(self, intents: dict[TopicPartition, Intent]) -> Result[None]:
+        return Result(
+            None,
+            [Record(intent_key(*target), encode_intent(i)) for target, i in intents.items()],
+        )
+
+    def finish_delivery(self, done: Mapping[TopicPartition, Sequence[str]]) -> Result[None]:
+        """The messages are durable in their topics: tombstone them and close the intents."""
+        records: list[Record] = []
+        for target, schedule_ids in done.items():
+            records.extend(tombstones(schedule_ids))
+            records.append(Record(intent_key(*target), None))
+        return Result(None, records)
+
+    def drop(self, schedule_ids: Sequence[str]) -> Result[None]:
+        """Tombstone messages that cannot be delivered (their topic is gone) or whose cancel
+        was found on replay."""
+        return Result(None, tombstones(schedule_ids))
+
+    # The horizon.
+
+    def advance(self, now_ms: int) -> int | None:
+        """Move the horizon one window forward once it is less than a window ahead; returns
+        the window whose messages the coordinator must read and `admit`."""
+        if self.horizon_ms - now_ms >= self.window_ms:
+            return None
+        window = self._window(self.horizon_ms)
+        self.horizon_ms += self.window_ms
+        self._admitting.add(window)
+        self._store.seal(window)
+        return window
+
+    def admit(self, window: int, frames: Sequence[Frame]) -> Result[None]:
+        """Hold the messages read from a window's file, except the cancelled ones, whose
+        tombstones are written now."""
+        self._admitting.discard(window)
+        cancelled = {
+            schedule_id
+            for schedule_id, (_, due_ms) in self._dropped.items()
+            if self._window(due_ms) == window
+        }
+        for frame in frames:
+            dropped = self._dropped.get(frame.schedule_id)
+            if dropped is not None and dropped[0] > frame.offset:
+                continue
+            topic, partition, due_ms = peek_message(frame.value)
+            self._hold(
+                Scheduled(frame.schedule_id, topic, partition, due_ms, frame.offset, frame.value)
+            )
+            self.far_count -= 1
+        for schedule_id in cancelled:
+            del self._dropped[schedule_id]
+        return Result(None, tombstones(sorted(cancelled)))
+
+    # Queries.
+
+    def get(self, schedule_id: str) -> Scheduled | None:
+        return self._entries.get(schedule_id)
+
+    def delivering(self, schedule_id: str) -> bool:
+        return schedule_id in self._in_flight
+
+    def is_cancelled(self, schedule_id: str) -> bool:
+        return schedule_id in self._dropped
+
+    def next_due_ms(self) -> int | None:
+        while self._heap:
+            due_ms, offset, schedule_id = self._heap[0]
+            entry = self._entries.get(schedule_id)
+            if entry is not None and entry.offset == offset and schedule_id not in self._in_flight:
+                return due_ms
+            heapq.heappop(self._heap)
+        return None
+
+    def in_memory(self) -> Iterator[Scheduled]:
+        return iter(self._entries.values())
+
+    @property
+    def pending(self) -> int:
+        return len(self._entries) + self.far_count
+
+    def due_count(self, now_ms: int) -> int:
+        """Messages due by now and not yet delivered (the scheduler's backlog)."""
+        return sum(1 for entry in self._entries.values() if entry.due_ms <= now_ms)
