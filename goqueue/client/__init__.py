@@ -31,6 +31,13 @@ from goqueue.client.offsets import EARLIEST, LATEST, MAX_TIMESTAMP, OffsetAndTim
 from goqueue.client.partitioner import Partitioner
 from goqueue.client.producer import Producer
 from goqueue.client.record_metadata import RecordMetadata
+from goqueue.client.share_consumer import (
+    AckFailure,
+    AcknowledgementError,
+    ShareConsumer,
+    ShareMessage,
+)
+from goqueue.client.share_session import AckType
 from goqueue.coordinator.group.lag import PartitionLag
 
 __all__ = [
@@ -38,6 +45,9 @@ __all__ = [
     "HIGH_WATERMARK",
     "LATEST",
     "MAX_TIMESTAMP",
+    "AckFailure",
+    "AckType",
+    "AcknowledgementError",
     "Admin",
     "AlterConfigOp",
     "BrokerAddress",
@@ -63,6 +73,8 @@ __all__ = [
     "Producer",
     "RecordMetadata",
     "ResourceType",
+    "ShareConsumer",
+    "ShareMessage",
     "TopicMetadata",
     "TopicPartition",
     *_errors,

@@ -20,12 +20,14 @@ import concurrent.futures
 import functools
 import inspect
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar
 
 from goqueue.client import admin as _admin
 from goqueue.client import producer as _producer
+from goqueue.client import share_consumer as _share
+from goqueue.client.share_session import AckType
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -248,4 +250,49 @@ class Producer(SyncClient[_producer.Producer]):
     flush = blocking(_producer.Producer.flush)
 
 
-__all__ = ["Admin", "Producer", "SyncClient", "blocking", "blocking_future", "iterate", "run"]
+class ShareMessage(SyncClient[_share.ShareMessage]):
+    """Blocking view of a share-group message: the same fields; `ack()`, `release()`,
+    `reject()` and `renew()` block."""
+
+    def __init__(self, message: _share.ShareMessage) -> None:
+        self.aio = message
+
+    ack = blocking(_share.ShareMessage.ack)
+    release = blocking(_share.ShareMessage.release)
+    reject = blocking(_share.ShareMessage.reject)
+    renew = blocking(_share.ShareMessage.renew)
+
+
+class ShareConsumer(SyncClient[_share.ShareConsumer]):
+    """Blocking `goqueue.client.ShareConsumer`: `for message in consumer: message.ack()`."""
+
+    _async_type = _share.ShareConsumer
+
+    start = blocking(_share.ShareConsumer.start)
+    close = blocking(_share.ShareConsumer.close)
+    commit = blocking(_share.ShareConsumer.commit)
+
+    def __iter__(self) -> Iterator[ShareMessage]:
+        return (ShareMessage(message) for message in iterate(self.aio))
+
+    def poll(self, timeout: float | None = None) -> list[ShareMessage]:
+        return [ShareMessage(message) for message in _call(self.aio.poll, timeout)]
+
+    def acknowledge(self, messages: Iterable[ShareMessage], kind: AckType = AckType.ACCEPT) -> None:
+        _call(self.aio.acknowledge, [message.aio for message in messages], kind)
+
+    def renew(self, messages: Iterable[ShareMessage]) -> None:
+        _call(self.aio.renew, [message.aio for message in messages])
+
+
+__all__ = [
+    "Admin",
+    "Producer",
+    "ShareConsumer",
+    "ShareMessage",
+    "SyncClient",
+    "blocking",
+    "blocking_future",
+    "iterate",
+    "run",
+]
