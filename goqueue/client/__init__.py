@@ -16,8 +16,10 @@ from goqueue.client.configs import (
     ResourceType,
 )
 from goqueue.client.connection import Connection
+from goqueue.client.consumer import Consumer
 from goqueue.client.errors import *  # noqa: F403 (every error class, listed in its __all__)
 from goqueue.client.errors import __all__ as _errors
+from goqueue.client.fetcher import ConsumerRecord
 from goqueue.client.groups import (
     Committed,
     GroupDescription,
@@ -58,6 +60,8 @@ __all__ = [
     "ConfigResource",
     "ConfigSource",
     "Connection",
+    "Consumer",
+    "ConsumerRecord",
     "CreatedTopic",
     "GroupDescription",
     "GroupMember",

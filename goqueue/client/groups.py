@@ -155,6 +155,11 @@ async def with_coordinator(
 
 
 async def _find_coordinator(cluster: Cluster, group_id: str) -> Connection:
+    return await cluster.connection(await find_coordinator(cluster, group_id))
+
+
+async def find_coordinator(cluster: Cluster, group_id: str) -> int:
+    """The node id of the group's coordinator, known to the cluster's broker list."""
     connection = await cluster.any_connection()
     request = {"key": group_id, "key_type": GROUP_KEY_TYPE, "coordinator_keys": [group_id]}
     response = await connection.request(FIND_COORDINATOR, request, timeout=cluster.request_timeout)
@@ -162,7 +167,7 @@ async def _find_coordinator(cluster: Cluster, group_id: str) -> Connection:
     raise_for(found.error_code, found.error_message)
     if found.node_id not in cluster.brokers:
         await cluster.refresh([])
-    return await cluster.connection(found.node_id)
+    return int(found.node_id)
 
 
 async def list_groups(
