@@ -47,6 +47,7 @@ from goqueue.config.dynamic import (
 from goqueue.config.settings import BrokerSettings
 from goqueue.coordinator.group.coordinator import GroupCoordinator
 from goqueue.coordinator.scheduler.coordinator import Scheduler
+from goqueue.coordinator.share.coordinator import ShareCoordinator
 from goqueue.log.cleaner import CleanerConfig
 from goqueue.log.cleaner_manager import LogCleaner
 from goqueue.log.config import LogConfig
@@ -162,6 +163,7 @@ class Broker:
         self._cleaning: asyncio.Task[bool] | None = None
         self._next_cleaning = time.monotonic()
         self.groups = GroupCoordinator(self)
+        self.shares = ShareCoordinator(self)
         self.scheduler = Scheduler(self)
 
     @property
@@ -179,11 +181,13 @@ class Broker:
         self.metadata.add_listener(self._on_metadata)
         self._housekeeping = asyncio.create_task(self._run_housekeeping())
         await self.groups.start()
+        await self.shares.start()
         await self.scheduler.start()
 
     async def stop(self) -> None:
         """Flush and close every log and leave the clean-shutdown marker."""
         await self.scheduler.stop()
+        await self.shares.stop()
         await self.groups.stop()
         if self._housekeeping is not None:
             self._housekeeping.cancel()

@@ -154,7 +154,7 @@ def as_document(letter: DeadLetter) -> dict[str, Any]:
     return {
         "partition": letter.topic_partition.partition,
         "offset": letter.offset,
-        "dead_lettered_at": _time(letter.timestamp),
+        "dead_lettered_at": _time(letter.dead_lettered_at),
         "original": {
             "topic": letter.original_topic,
             "partition": letter.original_partition,
@@ -210,7 +210,7 @@ def list_letters(
         table.add_row(
             str(letter.topic_partition.partition),
             str(letter.offset),
-            _time(letter.timestamp),
+            _time(letter.dead_lettered_at),
             escape(_origin(letter)),
             escape(letter.group or "-"),
             "-" if letter.delivery_count is None else str(letter.delivery_count),

@@ -24,13 +24,14 @@ from goqueue.client.record_metadata import RecordMetadata
 from goqueue.records.reader import ConsumedRecord
 
 HEADER_PREFIX = "goqueue.dlq."
-TOPIC_HEADER = HEADER_PREFIX + "topic"
-PARTITION_HEADER = HEADER_PREFIX + "partition"
-OFFSET_HEADER = HEADER_PREFIX + "offset"
-TIMESTAMP_HEADER = HEADER_PREFIX + "timestamp"
+TOPIC_HEADER = HEADER_PREFIX + "original-topic"
+PARTITION_HEADER = HEADER_PREFIX + "original-partition"
+OFFSET_HEADER = HEADER_PREFIX + "original-offset"
+TIMESTAMP_HEADER = HEADER_PREFIX + "original-timestamp"
 GROUP_HEADER = HEADER_PREFIX + "group"
 DELIVERY_COUNT_HEADER = HEADER_PREFIX + "delivery-count"
 REASON_HEADER = HEADER_PREFIX + "reason"
+DEAD_LETTERED_AT_HEADER = HEADER_PREFIX + "dead-lettered-at"
 DLQ_SUFFIX = ".dlq"
 _READ = FetchLimits(max_wait_ms=0, min_bytes=0)
 
@@ -49,7 +50,8 @@ class DeadLetter:
     """Where the dead letter itself is (the dead-letter topic's partition)."""
     offset: int
     timestamp: int
-    """When it was dead-lettered, ms since the epoch."""
+    """The dead letter's record timestamp (the original record's), ms since the epoch."""
+    dead_lettered_at: int | None
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes | None], ...]
@@ -78,6 +80,7 @@ class DeadLetter:
             topic_partition=tp,
             offset=record.offset,
             timestamp=record.timestamp_ms,
+            dead_lettered_at=number(DEAD_LETTERED_AT_HEADER),
             key=record.key,
             value=record.value,
             headers=tuple((n, v) for n, v in record.headers if not n.startswith(HEADER_PREFIX)),

@@ -286,6 +286,15 @@ TOPIC_CONFIGS: tuple[ConfigEntry, ...] = (
         validator=at_least(0),
     ),
     ConfigEntry(
+        "goqueue.message.ttl.ms",
+        ConfigType.LONG,
+        "Message TTL for share groups: a record older than this (by its timestamp) is never "
+        "delivered to a share group; it goes to the group's dead-letter topic with reason "
+        "`expired`. 0 means records never expire. See docs/share-groups.md.",
+        default="0",
+        validator=at_least(0),
+    ),
+    ConfigEntry(
         "goqueue.delayed.enabled",
         ConfigType.STRING,
         "Delayed delivery: records with a `goqueue.deliver-at` (epoch ms) or `goqueue.delay-ms` "
@@ -305,6 +314,129 @@ TOPIC_CONFIGS: tuple[ConfigEntry, ...] = (
 )
 
 CATALOG: Mapping[str, ConfigEntry] = {entry.name: entry for entry in TOPIC_CONFIGS}
+
+
+@dataclass(frozen=True, slots=True)
+class Durations:
+    """Every item of a list is a whole number of milliseconds, none negative."""
+
+    def check(self, value: object) -> str | None:
+        assert isinstance(value, list)
+        if all(item.isdigit() for item in value):
+            return None
+        return "List items must be non-negative integers (milliseconds)"
+
+
+_BOOLEAN = OneOf(("true", "false"))
+RETRY_BACKOFF_SCHEDULE = (
+    "1000,5000,10000,30000,60000,120000,180000,240000,300000,360000,420000,480000,540000,"
+    "600000,1200000,1800000,3600000,7200000"
+)
+"""RocketMQ's retry schedule: 1s 5s 10s 30s 1m 2m ... 10m 20m 30m 1h 2h."""
+
+GROUP_CONFIGS: tuple[ConfigEntry, ...] = (
+    ConfigEntry(
+        "share.session.timeout.ms",
+        ConfigType.INT,
+        "A share group member that does not heartbeat for this long is removed and the records "
+        "it holds are released.",
+        default_setting="group_share_session_timeout_ms",
+        validator=at_least(1),
+    ),
+    ConfigEntry(
+        "share.heartbeat.interval.ms",
+        ConfigType.INT,
+        "How often share group members heartbeat.",
+        default_setting="group_share_heartbeat_interval_ms",
+        validator=at_least(1),
+    ),
+    ConfigEntry(
+        "share.record.lock.duration.ms",
+        ConfigType.INT,
+        "Acquisition lock: a delivered record not acknowledged within this time is released "
+        "(after the retry backoff) for redelivery.",
+        default_setting="group_share_record_lock_duration_ms",
+        validator=Between(100, 3_600_000),
+    ),
+    ConfigEntry(
+        "share.delivery.count.limit",
+        ConfigType.INT,
+        "Deliveries of a record before the group gives up on it: it goes to the dead-letter "
+        "topic (or, without one, is archived).",
+        default_setting="group_share_delivery_count_limit",
+        validator=Between(1, 100),
+    ),
+    ConfigEntry(
+        "share.partition.max.record.locks",
+        ConfigType.INT,
+        "Most offsets a share partition keeps in flight (between its start and end offsets).",
+        default_setting="group_share_partition_max_record_locks",
+        validator=Between(1, 100_000),
+    ),
+    ConfigEntry(
+        "share.auto.offset.reset",
+        ConfigType.STRING,
+        "Where a share group starts reading a partition it has no state for: `latest` (records "
+        "written from now on) or `earliest` (everything in the log).",
+        default="latest",
+        validator=OneOf(("latest", "earliest")),
+    ),
+    ConfigEntry(
+        "share.isolation.level",
+        ConfigType.STRING,
+        "Accepted for compatibility; Go-Queue has no transactions yet, so both read everything.",
+        default="read_uncommitted",
+        validator=OneOf(("read_uncommitted", "read_committed")),
+    ),
+    ConfigEntry(
+        "goqueue.retry.backoff.ms",
+        ConfigType.LIST,
+        "Retry with backoff: after its n-th failed delivery (released, or its lock expired) a "
+        "record becomes available again only after the n-th delay of this list (the last one "
+        "beyond its end). Empty: at once, as in Kafka. Default: RocketMQ's schedule.",
+        default=RETRY_BACKOFF_SCHEDULE,
+        validator=Durations(),
+    ),
+    ConfigEntry(
+        "goqueue.dlq.enable",
+        ConfigType.STRING,
+        "Whether records the group gives up on (delivery limit, rejected, expired) go to the "
+        "dead-letter topic before they are archived; `false` archives them at once, as Kafka "
+        "does.",
+        default="true",
+        validator=_BOOLEAN,
+    ),
+    ConfigEntry(
+        "goqueue.dlq.topic",
+        ConfigType.STRING,
+        "The dead-letter topic, created on first use; empty means `<group>.dlq`.",
+        default="",
+    ),
+    ConfigEntry(
+        "goqueue.share.fifo",
+        ConfigType.STRING,
+        "FIFO message groups: records with the same message group (the `goqueue.message-group` "
+        "header, else the key) are delivered in offset order, one in flight at a time; "
+        "different groups in parallel.",
+        default="false",
+        validator=_BOOLEAN,
+    ),
+)
+
+GROUP_CATALOG: Mapping[str, ConfigEntry] = {entry.name: entry for entry in GROUP_CONFIGS}
+
+
+def validate_group_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
+    """Check a group's configs and return them in canonical form (InvalidConfigError)."""
+    valid: dict[str, str] = {}
+    for name, value in configs.items():
+        entry = GROUP_CATALOG.get(name)
+        if entry is None:
+            raise InvalidConfigError(f"Unknown group config name: {name}")
+        if value is None:
+            raise InvalidConfigError(f"Null value not supported for group config: {name}")
+        valid[name] = entry.canonical(value)
+    return valid
 
 
 def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:

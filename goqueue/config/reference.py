@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, fields
 
-from goqueue.config.catalog import TOPIC_CONFIGS
+from goqueue.config.catalog import GROUP_CONFIGS, TOPIC_CONFIGS, ConfigEntry
 from goqueue.config.settings import ENV_PREFIX, BrokerSettings, config_name
 
 
@@ -50,14 +50,32 @@ def render() -> str:
         "| config | type | default | description |",
         "|---|---|---|---|",
     ]
-    for entry in TOPIC_CONFIGS:
-        default = (
-            f"broker setting `{entry.default_setting}`"
-            if entry.default_setting
-            else f"`{entry.default}`"
-        )
-        lines.append(f"| `{entry.name}` | {entry.type.value} | {default} | {entry.doc} |")
+    lines += [
+        f"| `{entry.name}` | {entry.type.value} | {_default(entry)} | {entry.doc} |"
+        for entry in TOPIC_CONFIGS
+    ]
+    lines += [
+        "",
+        "## Group configs",
+        "",
+        "Set per share group with any Kafka admin client (IncrementalAlterConfigs on a GROUP "
+        "resource, e.g. `kafka-configs --entity-type groups`); a group without a value takes the "
+        "default. See [share groups](share-groups.md).",
+        "",
+        "| config | type | default | description |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{entry.name}` | {entry.type.value} | {_default(entry)} | {entry.doc} |"
+        for entry in GROUP_CONFIGS
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _default(entry: ConfigEntry) -> str:
+    if entry.default_setting:
+        return f"broker setting `{entry.default_setting}`"
+    return f"`{entry.default}`" if entry.default else "empty"
 
 
 if __name__ == "__main__":

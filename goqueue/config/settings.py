@@ -339,6 +339,65 @@ class BrokerSettings:
             validator=Between(1, 2**31 - 1),
         ),
     )
+    group_share_session_timeout_ms: int = field(
+        default=45_000,
+        metadata=_meta(
+            "Default session timeout of share group members (group config "
+            "`share.session.timeout.ms`): a member silent this long is removed and the records "
+            "it holds are released.",
+            validator=Between(1, 2**31 - 1),
+        ),
+    )
+    group_share_heartbeat_interval_ms: int = field(
+        default=5000,
+        metadata=_meta(
+            "Default heartbeat interval of share group members (group config "
+            "`share.heartbeat.interval.ms`).",
+            validator=Between(1, 2**31 - 1),
+        ),
+    )
+    group_share_max_size: int = field(
+        default=200,
+        metadata=_meta(
+            "Most members a share group may have (GROUP_MAX_SIZE_REACHED).",
+            validator=Between(1, 1000),
+        ),
+    )
+    group_share_record_lock_duration_ms: int = field(
+        default=30_000,
+        metadata=_meta(
+            "Default acquisition lock of share groups (group config "
+            "`share.record.lock.duration.ms`): a record not acknowledged this long after it was "
+            "delivered is released for redelivery.",
+            validator=Between(100, 3_600_000),
+        ),
+    )
+    group_share_delivery_count_limit: int = field(
+        default=5,
+        metadata=_meta(
+            "Default delivery limit of share groups (group config `share.delivery.count.limit`): "
+            "a record delivered this often without being acknowledged goes to the dead-letter "
+            "topic (or is archived).",
+            validator=Between(1, 100),
+        ),
+    )
+    group_share_partition_max_record_locks: int = field(
+        default=2000,
+        metadata=_meta(
+            "Default in-flight bound of share groups (group config "
+            "`share.partition.max.record.locks`): most offsets between a share partition's start "
+            "offset and its end offset.",
+            validator=Between(1, 100_000),
+        ),
+    )
+    share_coordinator_state_topic_num_partitions: int = field(
+        default=50,
+        metadata=_meta(
+            "Partitions of the internal `__share_group_state` topic, fixed when it is first "
+            "created: each share group's state lives in the partition its id hashes to.",
+            validator=Between(1, 10000),
+        ),
+    )
     log_segment_bytes: int = field(
         default=1024 * 1024 * 1024,
         metadata=_topic_default("Default size at which a segment rolls."),

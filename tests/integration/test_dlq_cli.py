@@ -9,6 +9,7 @@ from group_helpers import goqueue
 from share_helpers import new_topic, produce, read_topic, share_broker
 
 from goqueue.client.dead_letters import (
+    DEAD_LETTERED_AT_HEADER,
     DELIVERY_COUNT_HEADER,
     GROUP_HEADER,
     OFFSET_HEADER,
@@ -34,6 +35,7 @@ def dead_letter_headers(
         (GROUP_HEADER, group.encode()),
         (DELIVERY_COUNT_HEADER, b"5" if reason == "delivery-limit" else b"1"),
         (REASON_HEADER, reason.encode()),
+        (DEAD_LETTERED_AT_HEADER, b"1700000001000"),
     ]
 
 
@@ -69,6 +71,7 @@ def test_list_shows_where_each_dead_letter_came_from_and_filters(
         "timestamp": 1700000000000,
     }
     assert documents[0]["headers"] == {"trace": "t-1"}
+    assert documents[0]["dead_lettered_at"] == "2023-11-14T22:13:21.000Z"
     assert documents[0]["group"] == "dlq-list" and documents[0]["delivery_count"] == 1
     by_key = goqueue(bootstrap, "dlq", "list", dlq, "--key", "k1", "--json")
     assert [d["value"] for d in json.loads(by_key.stdout)] == ["job-1"]

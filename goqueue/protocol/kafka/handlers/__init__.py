@@ -29,6 +29,10 @@ from goqueue.protocol.kafka.handlers import (
     offset_fetch,
     produce,
     sasl_handshake,
+    share_acknowledge,
+    share_fetch,
+    share_group_describe,
+    share_group_heartbeat,
     sync_group,
 )
 
@@ -63,5 +67,9 @@ APIS: dict[int, Api] = {
         offset_delete,
         consumer_group_heartbeat,
         consumer_group_describe,
+        share_group_heartbeat,
+        share_group_describe,
+        share_fetch,
+        share_acknowledge,
     )
 }

@@ -19,6 +19,7 @@ from goqueue.protocol.kafka.codec import build, nested
 
 TOPIC = 2
 BROKER = 4
+GROUP = 32
 logger = logging.getLogger(__name__)
 
 
@@ -91,6 +92,10 @@ async def _alter(
         )
     elif resource.resource_type == BROKER:
         await broker.alter_broker_configs(
+            name, ops, incremental=incremental, validate_only=validate_only
+        )
+    elif resource.resource_type == GROUP:
+        await broker.shares.alter_group_configs(
             name, ops, incremental=incremental, validate_only=validate_only
         )
     else:

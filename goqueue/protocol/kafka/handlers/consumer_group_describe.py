@@ -45,8 +45,8 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
                         client_host=m.client_host,
                         subscribed_topic_names=m.subscribed_topics,
                         subscribed_topic_regex=None,
-                        assignment=_assignment(context, response, m.assignment),
-                        target_assignment=_assignment(context, response, m.target),
+                        assignment=described_assignment(context, response, m.assignment),
+                        target_assignment=described_assignment(context, response, m.target),
                         member_type=CONSUMER_MEMBER_TYPE,
                     )
                     for m in described.members
@@ -57,7 +57,9 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
     return build(response, throttle_time=NO_THROTTLE, groups=tuple(groups))
 
 
-def _assignment(context: RequestContext, response: type[Any], assignment: Assignment) -> Any:
+def described_assignment(
+    context: RequestContext, response: type[Any], assignment: Assignment
+) -> Any:
     """Partitions by topic id and name (a deleted topic's name is empty)."""
     topics = context.broker.groups.topics
     partitions_type = nested(response, "TopicPartitions")

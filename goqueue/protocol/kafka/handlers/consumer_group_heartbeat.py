@@ -60,11 +60,12 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
         heartbeat_interval=datetime.timedelta(milliseconds=beat.heartbeat_interval_ms),
         assignment=None
         if beat.assignment is None
-        else _assignment(nested(response, "Assignment"), beat.assignment),
+        else assignment_of(nested(response, "Assignment"), beat.assignment),
     )
 
 
-def _assignment(assignment_type: type[Any], assignment: Assignment) -> Any:
+def assignment_of(assignment_type: type[Any], assignment: Assignment) -> Any:
+    """An assignment as KIP-848 and KIP-932 heartbeats carry it: partitions by topic id."""
     partitions_type = nested(assignment_type, "TopicPartitions")
     return build(
         assignment_type,

@@ -14,6 +14,7 @@ from goqueue.protocol.kafka.api import Api, RequestContext
 from goqueue.protocol.kafka.codec import build, nested, response_type
 from goqueue.protocol.kafka.handlers.config_resources import (
     BROKER,
+    GROUP,
     TOPIC,
     resource_result,
     unsupported_type,
@@ -54,6 +55,8 @@ def _describe(context: RequestContext, resource_type: int, name: str) -> list[De
         return context.broker.describe_topic_configs(name)
     if resource_type == BROKER:
         return context.broker.describe_broker_configs(name)
+    if resource_type == GROUP:
+        return context.broker.shares.describe_group_configs(name)
     raise unsupported_type(resource_type)
 
 

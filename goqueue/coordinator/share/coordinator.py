@@ -1,0 +1,603 @@
+"""The share coordinator service: share groups on the coordinator runtime over
+`__share_group_state`, share sessions, share fetches and dead-letter copies.
+
+A share group lives in the partition of `__share_group_state` its id hashes to, with the state
+of all its share partitions, so one shard operation sees a member and the records it holds
+together. (Kafka splits this between the group coordinator, the share-partition leader and the
+share coordinator that persists `__share_group_state`; a Go-Queue node hosts all three.)
+
+What needs I/O happens here, around the shard's pure operations: reading the log to find the
+records an acquisition may take (their timestamps for the TTL, their message groups for FIFO),
+long-polling fetches, and copying records the group gives up on to its dead-letter topic
+before the shard archives them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+from kio.schema.errors import ErrorCode
+
+from goqueue.broker.errors import BrokerError
+from goqueue.config.catalog import GROUP_CATALOG, InvalidConfigError, validate_group_configs
+from goqueue.config.dynamic import AlterOp, DescribedConfig, OpType, check_ops
+from goqueue.coordinator.group.coordinator import ImageTopics
+from goqueue.coordinator.group.lag import record_timestamp_at
+from goqueue.coordinator.runtime import CoordinatorRuntime, Result, Timer
+from goqueue.coordinator.share.config import describe_group_configs
+from goqueue.coordinator.share.dead_letter import dead_letter_batch, message_group
+from goqueue.coordinator.share.group import TopicPartition
+from goqueue.coordinator.share.messages import (
+    ShareGroupDescription,
+    ShareGroupStats,
+    ShareHeartbeat,
+    ShareHeartbeatResponse,
+)
+from goqueue.coordinator.share.partition import AckBatch, AckType, Acquired, Candidate
+from goqueue.coordinator.share.shard import ShareShard
+from goqueue.log.errors import OffsetOutOfRangeError
+from goqueue.records.batch import iter_batches
+from goqueue.records.reader import ConsumedRecord, batch_records
+
+if TYPE_CHECKING:
+    from goqueue.broker.broker import Broker
+
+STATE_TOPIC = "__share_group_state"
+READ_BYTES = 1024 * 1024
+INITIAL_EPOCH = 0
+FINAL_EPOCH = -1
+DLQ_RETRY_S = 1.0
+TTL_CONFIG = "goqueue.message.ttl.ms"
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ShareSession:
+    """A member's share session (KIP-932): the partitions it fetches and the epoch its next
+    request must carry. Sessions live in memory, as Kafka's share session cache does."""
+
+    epoch: int
+    partitions: list[TopicPartition]
+
+
+@dataclass(frozen=True, slots=True)
+class ShareParams:
+    group_id: str
+    member_id: str
+    session_epoch: int
+    max_wait_ms: int
+    max_bytes: int
+    max_records: int
+    fetch: Sequence[TopicPartition]
+    forget: Sequence[TopicPartition]
+    acks: Mapping[TopicPartition, Sequence[AckBatch]]
+    allow_renew: bool = False
+
+
+@dataclass(slots=True)
+class SharePartitionResult:
+    error: ErrorCode = ErrorCode.none
+    ack_error: ErrorCode = ErrorCode.none
+    ack_message: str | None = None
+    records: bytes = b""
+    acquired: list[Acquired] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ShareResult:
+    error: ErrorCode
+    message: str | None = None
+    lock_timeout_ms: int = 0
+    partitions: Mapping[TopicPartition, SharePartitionResult] = field(default_factory=dict)
+
+
+class ShareCoordinator:
+    """Share groups of this broker: ShareGroupHeartbeat, ShareFetch, ShareAcknowledge."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self.topics = ImageTopics(broker)
+        self.runtime: CoordinatorRuntime[ShareShard] = CoordinatorRuntime(
+            broker,
+            STATE_TOPIC,
+            broker.settings.share_coordinator_state_topic_num_partitions,
+            {
+                "cleanup.policy": "compact",
+                "segment.bytes": str(broker.settings.offsets_topic_segment_bytes),
+            },
+            self._new_shard,
+        )
+        self._sessions: dict[tuple[str, str], ShareSession] = {}
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self._dead_lettering: dict[tuple[str, TopicPartition], asyncio.Task[None]] = {}
+
+    def _new_shard(self, index: int, timer: Timer) -> ShareShard:
+        return ShareShard(
+            index, timer, lambda: self._broker.settings, self.topics, self._log_offsets, self
+        )
+
+    def _log_offsets(self, topic: str, partition: int) -> tuple[int, int] | None:
+        try:
+            hosted = self._broker.partition(topic, partition)
+        except BrokerError:
+            return None
+        return hosted.log.log_start_offset, hosted.high_watermark
+
+    async def start(self) -> None:
+        await self.runtime.start()
+
+    async def stop(self) -> None:
+        for task in self._dead_lettering.values():
+            task.cancel()
+        for task in list(self._dead_lettering.values()):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._wake_all()
+        await self.runtime.stop()
+
+    def partition_for(self, group_id: str) -> int:
+        return self.runtime.partition_for(group_id)
+
+    # ShareListener (called by shards inside their operations).
+
+    def records_available(self, group_id: str) -> None:
+        for waiter in self._waiters.pop(group_id, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def dead_letters_pending(self, group_id: str, tp: TopicPartition) -> None:
+        key = (group_id, tp)
+        task = self._dead_lettering.get(key)
+        if task is None or task.done():
+            self._dead_lettering[key] = asyncio.get_running_loop().create_task(
+                self._dead_letter(group_id, tp)
+            )
+
+    def member_removed(self, group_id: str, member_id: str) -> None:
+        self._sessions.pop((group_id, member_id), None)
+
+    def _wake_all(self) -> None:
+        for group_id in list(self._waiters):
+            self.records_available(group_id)
+
+    # Membership.
+
+    async def heartbeat(self, request: ShareHeartbeat) -> ShareHeartbeatResponse:
+        """A group id already used by a consumer group cannot be a share group."""
+        if self._is_consumer_group(request.group_id):
+            return ShareHeartbeatResponse(
+                ErrorCode.group_id_not_found,
+                f"Group {request.group_id} is not a share group.",
+                request.member_id,
+            )
+        try:
+            return await self._write(request.group_id, lambda s: s.heartbeat(request))
+        except BrokerError as exc:
+            return ShareHeartbeatResponse(exc.error_code, exc.message, request.member_id)
+
+    def _is_consumer_group(self, group_id: str) -> bool:
+        groups = self._broker.groups
+        try:
+            shard = groups.runtime.shard(groups.partition_for(group_id))
+        except BrokerError:
+            return False
+        return shard.find(group_id) is not None
+
+    # ShareFetch and ShareAcknowledge.
+
+    async def fetch(self, params: ShareParams) -> ShareResult:
+        """Open, continue or close the member's share session, apply its acknowledgements,
+        then acquire records of the session's partitions, waiting up to `max_wait_ms` while
+        there is nothing to acquire."""
+        return await self._session_request(params, fetching=True)
+
+    async def acknowledge(self, params: ShareParams) -> ShareResult:
+        return await self._session_request(params, fetching=False)
+
+    async def _session_request(self, params: ShareParams, *, fetching: bool) -> ShareResult:
+        index = self.partition_for(params.group_id)
+        try:
+            shard = self.runtime.shard(index)
+        except BrokerError as exc:
+            return ShareResult(exc.error_code, exc.message)
+        lock_ms = shard.config(params.group_id).limits.lock_duration_ms
+        key = (params.group_id, params.member_id)
+        session = self._sessions.get(key)
+        epoch = params.session_epoch
+        member_error = shard.member_error(params.group_id, params.member_id)
+        if member_error != ErrorCode.none and (session is None or epoch == INITIAL_EPOCH):
+            return ShareResult(member_error, f"Member {params.member_id} is not in the group.")
+        if epoch == INITIAL_EPOCH:
+            if not fetching:
+                return ShareResult(
+                    ErrorCode.invalid_share_session_epoch,
+                    "ShareAcknowledge cannot open a share session.",
+                )
+            if params.acks:
+                return ShareResult(
+                    ErrorCode.invalid_request, "A new share session cannot acknowledge."
+                )
+            session = self._sessions[key] = ShareSession(1, [])
+        elif session is None:
+            return ShareResult(
+                ErrorCode.share_session_not_found,
+                f"No share session for member {params.member_id}.",
+            )
+        elif epoch != FINAL_EPOCH and epoch != session.epoch:
+            return ShareResult(
+                ErrorCode.invalid_share_session_epoch,
+                f"Share session epoch {epoch} is not the expected {session.epoch}.",
+            )
+        elif epoch != FINAL_EPOCH:
+            session.epoch += 1
+        for tp in params.fetch:
+            if tp not in session.partitions:
+                session.partitions.append(tp)
+        session.partitions = [tp for tp in session.partitions if tp not in params.forget]
+        results: dict[TopicPartition, SharePartitionResult] = {}
+        if params.acks:
+            await self._apply_acks(index, params, results)
+        if epoch == FINAL_EPOCH:
+            self._sessions.pop(key, None)
+            await self.runtime.write(
+                index,
+                lambda s: s.release_member(params.group_id, params.member_id, session.partitions),
+            )
+        elif fetching:
+            await self._acquire(index, params, session, results)
+            if epoch == INITIAL_EPOCH:
+                for tp in session.partitions:
+                    results.setdefault(tp, SharePartitionResult())
+        return ShareResult(ErrorCode.none, None, lock_ms, results)
+
+    async def _apply_acks(
+        self,
+        index: int,
+        params: ShareParams,
+        results: dict[TopicPartition, SharePartitionResult],
+    ) -> None:
+        acks: dict[TopicPartition, Sequence[AckBatch]] = {}
+        for tp, batches in params.acks.items():
+            renewing = any(AckType.RENEW in batch.types for batch in batches)
+            if renewing and not params.allow_renew:
+                results[tp] = SharePartitionResult(
+                    ack_error=ErrorCode.invalid_request,
+                    ack_message="Renew acknowledgements need is_renew_ack (ShareFetch v2).",
+                )
+            else:
+                acks[tp] = batches
+        outcome = await self.runtime.write(
+            index, lambda s: s.acknowledge(params.group_id, params.member_id, acks)
+        )
+        for tp, (error, message) in outcome.items():
+            results[tp] = SharePartitionResult(ack_error=error, ack_message=message)
+
+    async def _acquire(
+        self,
+        index: int,
+        params: ShareParams,
+        session: ShareSession,
+        results: dict[TopicPartition, SharePartitionResult],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(params.max_wait_ms, 0) / 1000
+        while True:
+            budget, remaining = params.max_records, params.max_bytes
+            partitions = list(session.partitions)
+            if partitions:
+                turn = session.epoch % len(partitions)
+                partitions = partitions[turn:] + partitions[:turn]
+            for tp in partitions:
+                if budget <= 0 or remaining <= 0:
+                    break
+                result = results.setdefault(tp, SharePartitionResult())
+                await self._acquire_partition(index, params, tp, budget, result)
+                budget -= sum(run.last_offset - run.first_offset + 1 for run in result.acquired)
+                remaining -= len(result.records)
+            if budget < params.max_records or loop.time() >= deadline or not partitions:
+                return
+            await self._wait(params.group_id, partitions, deadline - loop.time())
+
+    async def _acquire_partition(
+        self,
+        index: int,
+        params: ShareParams,
+        tp: TopicPartition,
+        max_records: int,
+        result: SharePartitionResult,
+    ) -> None:
+        name = self.topics.name_of(tp[0])
+        if name is None:
+            result.error = ErrorCode.unknown_topic_id
+            return
+        try:
+            partition = self._broker.partition(name, tp[1])
+        except BrokerError as exc:
+            result.error = exc.error_code
+            return
+        group_id = params.group_id
+        shard = self.runtime.shard(index)
+        if shard.partition(group_id, tp) is None:
+            await self.runtime.write(index, lambda s: s.ensure_partition(group_id, tp))
+        high_watermark = partition.high_watermark
+        start = shard.next_candidate(group_id, tp, high_watermark)
+        if start is None:
+            return
+        log = partition.log
+        try:
+            data_slice = log.read(max(start, log.log_start_offset), READ_BYTES, high_watermark)
+        except OffsetOutOfRangeError:
+            data_slice = None
+        if data_slice is None:
+            return
+        data = await asyncio.get_running_loop().run_in_executor(
+            None, os.pread, data_slice.fd, data_slice.size, data_slice.position
+        )
+        ttl_ms = int(self._broker.image.topics[name].configs.get(TTL_CONFIG, "0") or 0)
+        now_ms = int(time.time() * 1000)
+        candidates = [
+            Candidate(
+                record.offset,
+                record.timestamp_ms,
+                message_group(record),
+                expired=ttl_ms > 0 and now_ms - record.timestamp_ms > ttl_ms,
+            )
+            for record in _records(data)
+            if start <= record.offset < high_watermark
+        ]
+        acquired = await self.runtime.write(
+            index,
+            lambda s: s.acquire(
+                group_id, params.member_id, tp, candidates, max_records, log.log_start_offset
+            ),
+        )
+        if acquired:
+            result.acquired = acquired
+            result.records = _covering(data, acquired)
+
+    async def _wait(
+        self, group_id: str, partitions: Sequence[TopicPartition], timeout: float
+    ) -> None:
+        """Until new records arrive in one of the partitions, records of the group become
+        available again, or the time is up."""
+        if timeout <= 0:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        hosted = []
+        for topic_id, index in partitions:
+            name = self.topics.name_of(topic_id)
+            with contextlib.suppress(BrokerError):
+                if name is not None:
+                    hosted.append(self._broker.partition(name, index))
+        for partition in hosted:
+            partition.add_waiter(waiter)
+        self._waiters.setdefault(group_id, set()).add(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            for partition in hosted:
+                partition.remove_waiter(waiter)
+            self._waiters.get(group_id, set()).discard(waiter)
+
+    # Dead letters.
+
+    async def _dead_letter(self, group_id: str, tp: TopicPartition) -> None:
+        """Copy the share partition's DEAD_LETTERING records to the dead-letter topic, then
+        archive them; retried until it succeeds (the records stay pending meanwhile, also
+        across restarts)."""
+        index = self.partition_for(group_id)
+        while True:
+            try:
+                if not await self._dead_letter_once(index, group_id, tp):
+                    return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception(
+                    "dead-lettering records of %s for %s failed; retrying", tp, group_id
+                )
+                await asyncio.sleep(DLQ_RETRY_S)
+
+    async def _dead_letter_once(self, index: int, group_id: str, tp: TopicPartition) -> bool:
+        shard = self.runtime.shard(index)
+        share_partition = shard.partition(group_id, tp)
+        pending = [] if share_partition is None else share_partition.dead_lettering()
+        name = self.topics.name_of(tp[0])
+        if not pending:
+            return False
+        wanted = {offset: entry for offset, entry in pending}
+        found: list[ConsumedRecord] = []
+        if name is not None:
+            found = await self._read_records(name, tp[1], min(wanted), max(wanted), set(wanted))
+        missing = set(wanted) - {record.offset for record in found}
+        if missing:
+            logger.warning(
+                "share group %s: records %s of %s-%d are gone from the log; archived without a "
+                "dead-letter copy",
+                group_id,
+                sorted(missing),
+                name,
+                tp[1],
+            )
+        config = shard.config(group_id)
+        if found:
+            topic = config.dlq_topic
+            dlq_partitions = await self._dlq_partitions(topic)
+            batch = dead_letter_batch(found, name or "", tp[1], group_id, wanted)
+            await self._broker.produce(topic, tp[1] % dlq_partitions, batch, acks=-1)
+            logger.info(
+                "share group %s: %d records of %s-%d dead-lettered to %s",
+                group_id,
+                len(found),
+                name,
+                tp[1],
+                topic,
+            )
+        await self.runtime.write(
+            index, lambda s: s.archive_dead_letters(group_id, tp, list(wanted))
+        )
+        return True
+
+    async def _dlq_partitions(self, topic: str) -> int:
+        """The dead-letter topic's partition count, creating it on first use."""
+        info = self._broker.image.topics.get(topic)
+        if info is None:
+            with contextlib.suppress(BrokerError):
+                await self._broker.create_topic(topic, -1, -1, {})
+                logger.info("created dead-letter topic %s", topic)
+            info = self._broker.image.topics[topic]
+        return info.partitions
+
+    async def _read_records(
+        self, topic: str, index: int, first: int, last: int, wanted: set[int]
+    ) -> list[ConsumedRecord]:
+        partition = self._broker.partition(topic, index)
+        log = partition.log
+        found: list[ConsumedRecord] = []
+        offset = max(first, log.log_start_offset)
+        loop = asyncio.get_running_loop()
+        while offset <= last:
+            data_slice = log.read(offset, READ_BYTES, partition.high_watermark)
+            if data_slice is None:
+                break
+            data = await loop.run_in_executor(
+                None, os.pread, data_slice.fd, data_slice.size, data_slice.position
+            )
+            progress = offset
+            for header, batch in iter_batches(data):
+                if not header.is_control:
+                    found += (r for r in batch_records(header, batch) if r.offset in wanted)
+                offset = header.last_offset + 1
+            if offset == progress:
+                break
+        return found
+
+    # Administration.
+
+    async def describe(self, group_id: str) -> ShareGroupDescription:
+        try:
+            return await self._read(group_id, lambda s: s.describe(group_id))
+        except BrokerError as exc:
+            return ShareGroupDescription(group_id, exc.error_code)
+
+    async def list_groups(self) -> tuple[ErrorCode, list[tuple[str, str]]]:
+        listed = [g for _, shard in self.runtime.active_shards() for g in shard.list_groups()]
+        error = ErrorCode.coordinator_load_in_progress if self.runtime.loading() else ErrorCode.none
+        return error, listed
+
+    async def stats(self, group_id: str) -> ShareGroupStats | None:
+        """Counts of a share group by state, and the age of its oldest unacknowledged record
+        (the record at the lowest start offset of its share partitions)."""
+        stats = await self._read(group_id, lambda s: s.stats(group_id))
+        if stats is None:
+            return None
+        oldest: int | None = None
+        for p in stats.partitions:
+            if p.in_flight + p.available == 0:
+                continue
+            with contextlib.suppress(BrokerError):
+                log = self._broker.partition(p.topic, p.partition).log
+                timestamp = await record_timestamp_at(log, p.start_offset)
+                if timestamp is not None and (oldest is None or timestamp < oldest):
+                    oldest = timestamp
+        if oldest is None:
+            return stats
+        age = max(int(time.time() * 1000) - oldest, 0)
+        return ShareGroupStats(
+            stats.group_id, stats.state, stats.members, stats.partitions, age, stats.dlq_topic
+        )
+
+    async def delete_group(self, group_id: str) -> ErrorCode:
+        """DeleteGroups for a share group: only without members."""
+        try:
+            return await self._write(group_id, lambda s: s.delete_group(group_id))
+        except BrokerError as exc:
+            return exc.error_code
+
+    def is_share_group(self, group_id: str) -> bool:
+        with contextlib.suppress(BrokerError):
+            return group_id in self.runtime.shard(self.partition_for(group_id)).groups
+        return False
+
+    def describe_group_configs(self, group_id: str) -> list[DescribedConfig]:
+        """DescribeConfigs of a GROUP resource (BrokerError while its shard loads)."""
+        if not group_id:
+            raise BrokerError(ErrorCode.invalid_group_id, "Group id must not be empty.")
+        shard = self.runtime.shard(self.partition_for(group_id))
+        return describe_group_configs(shard.configs.get(group_id, {}), self._broker.settings)
+
+    async def group_configs(self, group_id: str) -> dict[str, str]:
+        """The configs set on a group (not its defaults)."""
+        return await self._read(group_id, lambda s: dict(s.configs.get(group_id, {})))
+
+    async def alter_group_configs(
+        self, group_id: str, ops: list[AlterOp], *, incremental: bool, validate_only: bool
+    ) -> None:
+        """IncrementalAlterConfigs/AlterConfigs on a GROUP resource; raise BrokerError."""
+        if not group_id:
+            raise BrokerError(ErrorCode.invalid_group_id, "Group id must not be empty.")
+        current = await self.group_configs(group_id) if incremental else {}
+        try:
+            check_ops(ops)
+            updated = dict(current)
+            for name, op, value in ops:
+                if name not in GROUP_CATALOG:
+                    raise InvalidConfigError(f"Unknown group config name: {name}")
+                if op is OpType.DELETE or value is None:
+                    updated.pop(name, None)
+                elif op is OpType.SET:
+                    updated[name] = value
+                else:
+                    raise InvalidConfigError(
+                        f"Config value append/subtract is not allowed for {name}"
+                    )
+            valid = validate_group_configs(updated)
+        except (InvalidConfigError, ValueError) as exc:
+            raise BrokerError(ErrorCode.invalid_config, str(exc)) from exc
+        if not validate_only:
+            await self._write(group_id, lambda s: s.alter_configs(group_id, valid))
+            logger.info("group %s configs: %s", group_id, valid)
+
+    # Plumbing.
+
+    async def _write(self, group_id: str, operation: Callable[[ShareShard], Result[T]]) -> T:
+        return await self.runtime.write(self.partition_for(group_id), operation)
+
+    async def _read(self, group_id: str, query: Callable[[ShareShard], T]) -> T:
+        return await self.runtime.read(self.partition_for(group_id), query)
+
+
+def _records(data: bytes) -> list[ConsumedRecord]:
+    return [
+        record
+        for header, batch in iter_batches(data)
+        if not header.is_control
+        for record in batch_records(header, batch)
+    ]
+
+
+def _covering(data: bytes, acquired: Sequence[Acquired]) -> bytes:
+    """The stored batches holding the acquired records, verbatim (clients skip the records
+    outside the acquired ranges, as with Kafka)."""
+    view = memoryview(data)
+    parts = []
+    position = 0
+    for header, _batch in iter_batches(view):
+        size = header.size
+        if any(
+            header.base_offset <= run.last_offset and header.last_offset >= run.first_offset
+            for run in acquired
+        ):
+            parts.append(bytes(view[position : position + size]))
+        position += size
+    return b"".join(parts)

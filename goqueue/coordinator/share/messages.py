@@ -1,0 +1,93 @@
+"""Protocol-neutral requests and answers of the share coordinator."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from kio.schema.errors import ErrorCode
+
+from goqueue.coordinator.share.records import Assignment
+
+JOIN_EPOCH = 0
+LEAVE_EPOCH = -1
+
+
+@dataclass(frozen=True, slots=True)
+class ShareHeartbeat:
+    group_id: str
+    member_id: str
+    member_epoch: int
+    subscribed_topics: tuple[str, ...] | None
+    rack_id: str | None = None
+    client_id: str = ""
+    client_host: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ShareHeartbeatResponse:
+    error: ErrorCode
+    message: str | None = None
+    member_id: str | None = None
+    member_epoch: int = 0
+    heartbeat_interval_ms: int = 0
+    assignment: Assignment | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DescribedMember:
+    member_id: str
+    member_epoch: int
+    client_id: str
+    client_host: str
+    rack_id: str | None
+    subscribed_topics: tuple[str, ...]
+    assignment: dict[uuid.UUID, tuple[str, tuple[int, ...]]]
+    """Partitions by topic id, with the topic's name."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShareGroupDescription:
+    group_id: str
+    error: ErrorCode
+    state: str = "Dead"
+    epoch: int = 0
+    members: tuple[DescribedMember, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionStats:
+    """One share partition as `goqueue group describe`, the HTTP API and metrics show it."""
+
+    topic: str
+    partition: int
+    start_offset: int
+    end_offset: int
+    available: int
+    """Records that may be delivered now or after their backoff, including the backlog of
+    records past the end offset not yet read by the group."""
+    acquired: int
+    backing_off: int
+    dead_lettering: int
+    acknowledged: int
+    archived: int
+    dead_lettered: int
+
+    @property
+    def in_flight(self) -> int:
+        """Records delivered or waiting to be delivered again: acquired, backing off,
+        being dead-lettered."""
+        return self.acquired + self.backing_off + self.dead_lettering
+
+
+@dataclass(frozen=True, slots=True)
+class ShareGroupStats:
+    group_id: str
+    state: str
+    members: int
+    partitions: tuple[PartitionStats, ...] = ()
+    oldest_unacknowledged_age_ms: int | None = None
+    dlq_topic: str = ""
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(p, name)) for p in self.partitions)
