@@ -51,8 +51,8 @@ class Partitioner:
     """Chooses a partition for each record; subclass it to route records your own way.
 
     The producer calls `partition` for every record sent without an explicit partition, and
-    `on_new_batch` when a keyless record would open a new batch on the partition just chosen,
-    then asks `partition` again: that is the hook sticky partitioning needs.
+    `on_new_batch` when a keyless record would open a new batch on the partition just chosen:
+    the hook sticky partitioning needs.
     """
 
     def __init__(self, keyless: Keyless = "sticky") -> None:
@@ -75,10 +75,11 @@ class Partitioner:
             sticky = self._sticky[topic] = random.randrange(num_partitions)
         return sticky
 
-    def on_new_batch(self, topic: str, num_partitions: int, previous: int) -> None:
-        """A keyless record would open a new batch on `previous`: stick to another partition."""
-        if self.keyless == "sticky" and self._sticky.get(topic) == previous:
-            choice = random.randrange(num_partitions - 1) if num_partitions > 1 else 0
-            self._sticky[topic] = (
-                choice + 1 if num_partitions > 1 and choice >= previous else choice
-            )
+    def on_new_batch(self, topic: str, num_partitions: int, previous: int) -> int:
+        """A keyless record would open a new batch on `previous`: the partition to put it in.
+        Sticky partitioning moves on to another partition; the other rules keep `previous`."""
+        if self.keyless != "sticky" or num_partitions < 2:
+            return previous
+        choice = random.randrange(num_partitions - 1)
+        self._sticky[topic] = choice + 1 if choice >= previous else choice
+        return self._sticky[topic]

@@ -303,8 +303,7 @@ class Producer:
             return partition
         chosen = self._partitioner.partition(topic, key, count)
         if key is None and self._accumulator.opens_new_batch(TopicPartition(topic, chosen), size):
-            self._partitioner.on_new_batch(topic, count, chosen)
-            chosen = self._partitioner.partition(topic, key, count)
+            chosen = self._partitioner.on_new_batch(topic, count, chosen)
         return chosen
 
     def _sender_stopped(self, task: asyncio.Task[None]) -> None:
