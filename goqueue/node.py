@@ -86,6 +86,9 @@ class BrokerNode:
         logger.info("HTTP API, metrics and health checks on http://%s", self.settings.http)
 
     async def stop(self) -> None:
+        lifecycle = self.broker.metadata.lifecycle
+        if lifecycle is not None:
+            await lifecycle.controlled_shutdown()
         self._serving = False
         await self.kafka.stop()
         await self.broker.stop()

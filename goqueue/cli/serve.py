@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +11,7 @@ import typer
 import uvloop
 
 from goqueue.config.settings import SettingsError, load_settings
+from goqueue.metadata.errors import MetadataError
 from goqueue.node import BrokerNode
 from goqueue.observability.logs import setup_logging
 
@@ -30,6 +32,20 @@ def serve(
     raft: Annotated[
         str | None, typer.Option(help="Metadata quorum HOST:PORT [default: 127.0.0.1:9093]")
     ] = None,
+    node_id: Annotated[
+        int | None, typer.Option(help="Id of this node in the cluster [default: 0]")
+    ] = None,
+    voters: Annotated[
+        str | None,
+        typer.Option(
+            help="Metadata quorum voters, 1@HOST:PORT,2@HOST:PORT,... (Kafka's "
+            "controller.quorum.voters); unset: a single node"
+        ),
+    ] = None,
+    cluster_secret_file: Annotated[
+        Path | None, typer.Option(help="File with the secret every node of the cluster shares")
+    ] = None,
+    rack: Annotated[str | None, typer.Option(help="Rack or zone of this broker")] = None,
     config: Annotated[
         Path | None, typer.Option(help="TOML file of settings (flags and GOQUEUE_* win)")
     ] = None,
@@ -45,6 +61,10 @@ def serve(
         "advertised": advertised,
         "http": http,
         "raft": raft,
+        "node_id": node_id,
+        "voters": voters,
+        "cluster_secret_file": cluster_secret_file,
+        "rack": rack,
     }
     try:
         settings = load_settings(
@@ -58,4 +78,9 @@ def serve(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    uvloop.run(BrokerNode(settings).run_until_signalled())
+    try:
+        uvloop.run(BrokerNode(settings).run_until_signalled())
+    except MetadataError as exc:
+        logging.getLogger(__name__).error("cannot start: %s", exc)
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc

@@ -16,8 +16,9 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,17 @@ Callback = Callable[[object, int], None]
 """pysyncobj's command callback: (result, FAIL_REASON); called on the Raft thread."""
 
 DUMP_FORMAT = 1
+SINGLE_NODE_TIMING = {"appendEntriesPeriod": 0.01, "raftMinTimeout": 0.04, "raftMaxTimeout": 0.08}
+"""A one-member quorum elects itself within ~0.1 s of starting."""
+CLUSTER_TIMING = {
+    "appendEntriesPeriod": 0.05,
+    "raftMinTimeout": 0.4,
+    "raftMaxTimeout": 0.8,
+    "connectionTimeout": 2.0,
+    "connectionRetryTime": 0.5,
+}
+"""Several voters: a leader is replaced within about a second, and a restarted voter is
+reconnected within half a second."""
 BUSY_TICK_S = 0.002
 """Tick period while a command of ours awaits commit, so it applies within milliseconds."""
 
@@ -435,8 +447,11 @@ def _decode_entry(data: list[Any]) -> tuple[bytes, int, int]:
 
 
 class MetadataStateMachine(SyncObj):  # type: ignore[misc]
-    """A one-member Raft quorum (peers arrive with clustering) that journals records under
-    `directory` and snapshots the image as JSON.
+    """A member of the metadata Raft quorum that journals records under `directory` and
+    snapshots the image as JSON. A voter listens on `address` and votes with `peers` (the
+    other voters); a non-voter (`address` None) follows the voters `peers` as a pysyncobj
+    read-only node: it applies every record and submits its own through the leader, but
+    never votes or counts toward a majority.
 
     `on_change(old, new)` and `on_ready()` are called on the Raft thread: hand them to the
     event loop, do not block. `on_ready` also fires when loading fails (see fatal_error).
@@ -446,11 +461,12 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
 
     def __init__(
         self,
-        address: str,
+        address: str | None,
         directory: Path,
         secret: str,
         on_change: Callable[[MetadataImage, MetadataImage], None],
         on_ready: Callable[[], None],
+        peers: Sequence[str] = (),
     ) -> None:
         if not HAS_CRYPTO:
             raise MetadataError(
@@ -463,6 +479,9 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
         self._on_ready = on_ready
         self.fatal_error: MetadataError | None = None
         """Why the stored metadata cannot be loaded; set before `on_ready` is called."""
+        self.heartbeats: dict[int, tuple[str, float]] = {}
+        """Node id -> (incarnation, monotonic time) of the last heartbeat or registration
+        applied here: the controller's view of liveness, deliberately not replicated."""
         conf = SyncObjConf(
             password=secret,
             # Without bindAddress pysyncobj listens on 0.0.0.0 whatever host `address` names.
@@ -474,13 +493,13 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
             onReady=on_ready,
             # Unbatched, a submitted command wakes the Raft thread at once (a pipe notifier).
             appendEntriesUseBatch=False,
-            # A one-member quorum elects itself within ~0.1 s of starting.
-            appendEntriesPeriod=0.01,
-            raftMinTimeout=0.04,
-            raftMaxTimeout=0.08,
             maxBindRetries=1,
+            dynamicMembershipChange=True,
+            **(CLUSTER_TIMING if peers else SINGLE_NODE_TIMING),
         )
-        super().__init__(address, [], conf)
+        super().__init__(address, list(peers), conf)
+        if address is None:
+            return
         try:
             self.waitBinded()
         except SyncObjException:
@@ -500,18 +519,41 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
         """Whether this node leads the quorum, i.e. is the controller."""
         return bool(self._isLeader())
 
+    def leader_address(self) -> str | None:
+        """The Raft address of the last known leader (None while there is none)."""
+        leader = self._getLeader()
+        return None if leader is None else str(leader.address)
+
+    def membership(self, change: str, address: str, callback: Callback) -> None:
+        """Add (`change` "add") or remove ("remove") a voter; only the leader can."""
+        if change == "add":
+            self.addNodeToCluster(address, callback=callback)
+        else:
+            self.removeNodeFromCluster(address, callback=callback)
+
+    def transfer_leadership(self, callback: Callback) -> None:
+        """Hand the leadership to the most caught-up voter (Raft TimeoutNow)."""
+        self.transferLeadership(callback=callback)
+
     @replicated  # type: ignore[untyped-decorator]
     def _apply_journaled(self, record: str) -> MetadataError | None:
         """Apply one journaled record; a rejection is the command's result, not a failure.
         A record that cannot be applied at all stops this node's metadata (see fatal_error)."""
         try:
-            new = apply_record(self._image, json.loads(record))
+            data = json.loads(record)
+            new = apply_record(self._image, data)
         except RecordRejectedError as exc:
             return exc
         except Exception as exc:
             self._fail(MetadataError(f"Cannot apply metadata record {record[:200]}: {exc}"))
             raise
         self._set_image(new)
+        if data["type"] in ("broker_heartbeat", "register_broker"):
+            broker = data.get("broker", data)
+            self.heartbeats[int(broker["node_id"])] = (
+                str(broker["incarnation_id"]),
+                time.monotonic(),
+            )
         return None
 
     def submit(self, record: Record, callback: Callback) -> None:

@@ -20,6 +20,7 @@ from kio.schema.errors import ErrorCode
 from pysyncobj import FAIL_REASON
 
 from goqueue.config.settings import BrokerSettings
+from goqueue.metadata.active_controller import ControllerLoop
 from goqueue.metadata.controller import partition_state
 from goqueue.metadata.errors import (
     InvalidPartitionsError,
@@ -29,10 +30,10 @@ from goqueue.metadata.errors import (
 )
 from goqueue.metadata.image import BrokerInfo, MetadataImage, PartitionState, TopicInfo
 from goqueue.metadata.placement import assign_replicas, start_index_of
+from goqueue.metadata.registration import BrokerLifecycle, check_secret, register, same_address
 from goqueue.metadata.state_machine import (
     MetadataStateMachine,
     Record,
-    broker_to_json,
     new_cluster_id,
     topic_to_json,
 )
@@ -71,6 +72,8 @@ class MetadataStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: set[asyncio.Future[Any]] = set()
         self._random = random.Random()
+        self.lifecycle: BrokerLifecycle | None = None
+        self._controller: ControllerLoop | None = None
         self.incarnation_id = uuid.uuid4().hex
         """New on every start: tells this process from an earlier or a second one."""
 
@@ -90,12 +93,19 @@ class MetadataStore:
         directory = self._settings.data_dir / METADATA_DIR
         directory.mkdir(parents=True, exist_ok=True)
         ready = asyncio.Event()
+        settings = self._settings
+        voters = settings.voter_addresses()
+        secret = settings.cluster_secret or secrets.token_urlsafe(32)
+        peers = [address for node, address in voters.items() if node != settings.node_id]
+        if peers:
+            await asyncio.to_thread(check_secret, peers, secret)
         self._raft = MetadataStateMachine(
-            self._settings.raft,
+            settings.raft if settings.is_voter() else None,
             directory,
-            self._settings.cluster_secret or secrets.token_urlsafe(32),
+            secret,
             on_change=lambda _old, new: self._to_loop(self._publish, new),
             on_ready=lambda: self._to_loop(ready.set),
+            peers=peers,
         )
         try:
             await self._wait(ready.wait(), timeout, "replay the metadata and elect a leader")
@@ -105,18 +115,81 @@ class MetadataStore:
         except BaseException:
             await self.close()
             raise
+        self.lifecycle = BrokerLifecycle(self, settings)
+        self.lifecycle.start()
+        self._controller = ControllerLoop(self, self._raft, settings)
+        self._controller.start()
 
     async def _bootstrap(self, raft: MetadataStateMachine) -> None:
         node_id = self._settings.node_id
         if not self._image.cluster_id:
             await self._command({"type": "init_cluster", "cluster_id": new_cluster_id()})
+        voters = self._settings.voter_addresses() or {node_id: self._settings.raft}
+        await self._command({"type": "set_voters", "voters": voters, "only_if_empty": True})
         if raft.is_leader() and self._image.controller_id != node_id:
             await self._command({"type": "elect_controller", "node_id": node_id})
         host, port = self._settings.advertised_host_port()
         me = BrokerInfo(
             node_id, host, port, self._settings.rack, incarnation_id=self.incarnation_id
         )
-        await self._command({"type": "register_broker", "broker": broker_to_json(me)})
+        await register(self, me, self._settings)
+
+    @property
+    def controller_id(self) -> int:
+        """The node id of the Raft leader as this node knows it now (the image's controller
+        record lags a leader change by one commit), or -1."""
+        raft = self._raft
+        address = raft.leader_address() if raft is not None else None
+        for node, voter in self._image.voters.items():
+            if address is not None and same_address(voter, address):
+                return node
+        return self._image.controller_id if address is not None else -1
+
+    @property
+    def raft(self) -> MetadataStateMachine | None:
+        """The quorum member, for the controller and the cluster commands."""
+        return self._raft
+
+    async def transfer_leadership(self, timeout: float) -> None:
+        """If this node leads the quorum and has fellow voters, hand the leadership to one,
+        so the quorum does not wait an election timeout after this node stops."""
+        raft = self._raft
+        if raft is None or not raft.is_leader() or len(self._image.voters) < 2:
+            return
+        await self._raft_call(lambda done: raft.transfer_leadership(done), timeout, "transfer")
+
+    async def change_voters(self, change: str, node_id: int, address: str) -> None:
+        """Add or remove a voter of the metadata quorum (on the leader), then record the new
+        membership so every node maps the Raft leader to a node id."""
+        raft = self._raft
+        if raft is None or not raft.is_leader():
+            raise MetadataError(
+                "Only the controller changes the quorum's membership.", ErrorCode.not_controller
+            )
+        await self._raft_call(
+            lambda done: raft.membership(change, address, done),
+            COMMAND_TIMEOUT_S,
+            f"{change} voter {node_id}",
+        )
+        voters = dict(self._image.voters)
+        if change == "add":
+            voters[node_id] = address
+        else:
+            voters.pop(node_id, None)
+        await self._command({"type": "set_voters", "voters": voters})
+
+    async def _raft_call(
+        self, call: Callable[[Callable[[object, int], None]], None], timeout: float, what: str
+    ) -> None:
+        """Run a pysyncobj call that reports through a callback and wait for its outcome."""
+        assert self._loop is not None
+        future: asyncio.Future[object] = self._loop.create_future()
+        call(lambda result, error: self._to_loop(self._resolve, future, result, error))
+        await self._wait(future, timeout, what)
+
+    async def submit(self, record: Record) -> object:
+        """Replicate one record and wait until it applies here (the controller's commands)."""
+        return await self._command(record)
 
     async def create_topic(
         self,
@@ -222,6 +295,10 @@ class MetadataStore:
 
     async def close(self) -> None:
         """Leave the quorum, flush its journal and fail commands still waiting."""
+        if self._controller is not None:
+            await self._controller.stop()
+        if self.lifecycle is not None:
+            await self.lifecycle.stop()
         raft, self._raft = self._raft, None
         for future in list(self._pending):
             if not future.done():

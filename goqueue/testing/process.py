@@ -80,6 +80,9 @@ class BrokerProcess:
                 )
             time.sleep(0.05)
 
+    def is_running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def log_text(self, offset: int = 0) -> str:
         with self.log_path.open("rb") as log:
             log.seek(offset)

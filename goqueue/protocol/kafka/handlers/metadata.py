@@ -12,7 +12,8 @@ from kio.static.protocol import ResponsePayload
 
 from goqueue.broker.errors import BrokerError
 from goqueue.broker.topic_names import INTERNAL_TOPICS
-from goqueue.metadata.image import MetadataImage, TopicInfo
+from goqueue.metadata.controller import electable_in
+from goqueue.metadata.image import NO_LEADER, MetadataImage, TopicInfo
 from goqueue.protocol.kafka.api import Api, RequestContext
 from goqueue.protocol.kafka.codec import build, has_field, nested, response_type
 
@@ -41,10 +42,10 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
         throttle_time=datetime.timedelta(0),
         brokers=tuple(
             build(broker_type, node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
-            for b in image.brokers.values()
+            for b in image.live_brokers()
         ),
         cluster_id=image.cluster_id,
-        controller_id=image.controller_id,
+        controller_id=live_controller_id(broker.metadata.controller_id, image),
         topics=tuple(topics),
         error_code=ErrorCode.none,
     )
@@ -81,7 +82,7 @@ async def _describe_topic(
             code = ErrorCode.unknown_topic_id
         return _error_topic(topic_type, name, topic_id, code)
     partition_type = nested(response, "MetadataResponsePartition")
-    node = broker.settings.node_id
+    electable = electable_in(broker.image)
     return build(
         topic_type,
         error_code=ErrorCode.none,
@@ -91,17 +92,30 @@ async def _describe_topic(
         partitions=tuple(
             build(
                 partition_type,
-                error_code=ErrorCode.none,
+                # Kafka: a partition without a live leader is LEADER_NOT_AVAILABLE (retriable).
+                error_code=(
+                    ErrorCode.leader_not_available if state.leader == NO_LEADER else ErrorCode.none
+                ),
                 partition_index=index,
-                leader_id=node,
-                leader_epoch=0,
-                replica_nodes=(node,),
-                isr_nodes=(node,),
-                offline_replicas=(),
+                leader_id=state.leader,
+                leader_epoch=state.leader_epoch,
+                replica_nodes=state.replicas,
+                isr_nodes=state.isr,
+                offline_replicas=tuple(n for n in state.replicas if not electable(n)),
             )
-            for index in range(info.partitions)
+            for index, state in sorted(info.partition_states.items())
         ),
     )
+
+
+def live_controller_id(controller_id: int, image: MetadataImage) -> int:
+    """The controller as clients should see it: the Raft leader when it is a live broker;
+    else (a leader election under way) any live broker, as Kafka names a random one, so
+    admin clients always have a node to send controller requests to, which forward them."""
+    live = [b.node_id for b in image.live_brokers()]
+    if controller_id in live:
+        return controller_id
+    return live[0] if live else -1
 
 
 def _find(image: MetadataImage, name: str | None, topic_id: Any) -> TopicInfo | None:

@@ -1,0 +1,169 @@
+"""The control plane of a 3-node loopback cluster: metadata as every client sees it, fencing of
+a dead broker, controlled shutdown, and nodes the cluster must refuse."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from client_compat import unique_topic
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaAdminClient
+
+from goqueue.testing.cluster import ClusterProcess, wait_until
+
+SESSION_S = 3.0
+"""The test cluster's broker session timeout (goqueue.testing.cluster.TEST_TIMINGS)."""
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ClusterProcess]:
+    with ClusterProcess(tmp_path / "cluster", 3) as running:
+        yield running
+
+
+def admin(cluster: ClusterProcess, *, avoid: int | None = None) -> AdminClient:
+    """A confluent-kafka admin bootstrapped from the running nodes (except `avoid`)."""
+    servers = ",".join(n.bootstrap for i, n in cluster.running() if i != avoid)
+    return AdminClient({"bootstrap.servers": servers})
+
+
+def create_topic(client: AdminClient, name: str, partitions: int, replicas: int) -> None:
+    for future in client.create_topics([NewTopic(name, partitions, replicas)]).values():
+        future.result(timeout=30)
+
+
+def partitions_of(client: AdminClient, topic: str) -> dict[int, Any]:
+    metadata = client.list_topics(topic, timeout=10)
+    return dict(metadata.topics[topic].partitions)
+
+
+def broker_ids(client: AdminClient) -> set[int]:
+    return set(client.list_topics(timeout=10).brokers)
+
+
+def test_every_client_sees_replicas_leaders_and_isrs(cluster: ClusterProcess) -> None:
+    topic = unique_topic("placed")
+    confluent = admin(cluster)
+    create_topic(confluent, topic, 6, 3)
+
+    metadata = confluent.list_topics(topic, timeout=10)
+    assert set(metadata.brokers) == {1, 2, 3}
+    assert metadata.controller_id in {1, 2, 3}
+    partitions = metadata.topics[topic].partitions
+    assert sorted(partitions) == list(range(6))
+    for partition in partitions.values():
+        assert sorted(partition.replicas) == [1, 2, 3]
+        assert partition.leader == partition.replicas[0]
+        assert set(partition.isrs) <= {1, 2, 3}
+        assert partition.leader in partition.isrs
+    leaders = [partition.leader for partition in partitions.values()]
+    assert sorted(leaders.count(node) for node in (1, 2, 3)) == [2, 2, 2], leaders
+
+    kafka_python = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    try:
+        described = kafka_python.describe_topics([topic])[0]
+        by_index = {p["partition_index"]: p for p in described["partitions"]}
+        for index, partition in partitions.items():
+            assert by_index[index]["leader_id"] == partition.leader
+            assert by_index[index]["replica_nodes"] == partition.replicas
+            assert by_index[index]["isr_nodes"] == partition.isrs
+        cluster_info = kafka_python.describe_cluster()
+        assert {b["broker_id"] for b in cluster_info["brokers"]} == {1, 2, 3}
+        assert cluster_info["controller_id"] in {1, 2, 3}
+    finally:
+        kafka_python.close()
+
+    async def aiokafka_view() -> dict[str, Any]:
+        client = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+        await client.start()
+        try:
+            return await client.describe_cluster()
+        finally:
+            await client.close()
+
+    described_cluster = asyncio.run(aiokafka_view())
+    assert {b["node_id"] for b in described_cluster["brokers"]} == {1, 2, 3}
+    assert described_cluster["controller_id"] in {1, 2, 3}
+
+
+def test_a_killed_broker_is_fenced_and_its_leaderships_move(cluster: ClusterProcess) -> None:
+    topic = unique_topic("failover")
+    confluent = admin(cluster)
+    create_topic(confluent, topic, 6, 3)
+    victim = 2
+    cluster.nodes[victim].kill()
+    killed_at = time.monotonic()
+    survivors = admin(cluster, avoid=victim)
+
+    def moved() -> bool:
+        partitions = partitions_of(survivors, topic).values()
+        return victim not in broker_ids(survivors) and all(
+            p.leader not in (victim, -1) and victim not in p.isrs for p in partitions
+        )
+
+    wait_until(moved, SESSION_S + 5, "the killed broker to be fenced and its leaderships moved")
+    assert time.monotonic() - killed_at >= SESSION_S - 0.5, "fenced before its session expired"
+    for partition in partitions_of(survivors, topic).values():
+        assert victim in partition.replicas, "fencing must not change the assignment"
+
+    cluster.nodes[victim].start()
+    wait_until(lambda: victim in broker_ids(survivors), 10, "the restarted broker to be unfenced")
+
+
+def test_controlled_shutdown_moves_leadership_before_the_broker_stops(
+    cluster: ClusterProcess,
+) -> None:
+    topic = unique_topic("controlled")
+    confluent = admin(cluster)
+    create_topic(confluent, topic, 6, 3)
+    leaving = 3
+    assert any(p.leader == leaving for p in partitions_of(confluent, topic).values())
+    started = time.monotonic()
+    assert cluster.nodes[leaving].stop() == 0
+    survivors = admin(cluster, avoid=leaving)
+    partitions = partitions_of(survivors, topic)
+    assert all(p.leader not in (leaving, -1) for p in partitions.values()), partitions
+    assert leaving not in broker_ids(survivors)
+    assert time.monotonic() - started < SESSION_S, "leadership moved only when the session expired"
+
+
+def test_a_node_with_the_wrong_secret_is_refused_and_the_cluster_keeps_serving(
+    cluster: ClusterProcess, tmp_path: Path
+) -> None:
+    wrong = tmp_path / "wrong-secret"
+    wrong.write_text("not the cluster's secret")
+    intruder = cluster.new_node(4, secret_file=wrong)
+    with pytest.raises(RuntimeError, match="refused this node's cluster secret"):
+        intruder.start()
+    assert intruder.stop() == 1
+    confluent = admin(cluster)
+    create_topic(confluent, unique_topic("after-intruder"), 3, 3)
+    assert broker_ids(confluent) == {1, 2, 3}
+
+
+def test_a_broker_joins_without_voting_and_its_id_cannot_be_taken_twice(
+    cluster: ClusterProcess,
+) -> None:
+    joiner = cluster.new_node(4)
+    joiner.start()
+    try:
+        confluent = admin(cluster)
+        wait_until(lambda: broker_ids(confluent) == {1, 2, 3, 4}, 10, "broker 4 to register")
+        topic = unique_topic("four")
+        create_topic(confluent, topic, 4, 4)
+        assert all(len(p.replicas) == 4 for p in partitions_of(confluent, topic).values())
+
+        duplicate = cluster.new_node(4)
+        with pytest.raises(RuntimeError, match="already registered by a live broker"):
+            duplicate.start()
+        assert duplicate.stop() == 1
+        assert joiner.is_running()
+        assert broker_ids(confluent) == {1, 2, 3, 4}
+    finally:
+        joiner.stop()
