@@ -21,6 +21,7 @@ from goqueue.broker.errors import BrokerError
 from goqueue.broker.flusher import Flusher
 from goqueue.broker.partition import Partition
 from goqueue.broker.producer_ids import ProducerIdAllocator
+from goqueue.broker.replica_fetcher import ReplicaFetchers
 from goqueue.broker.topic_names import validate_topic_name
 from goqueue.config.catalog import (
     InvalidConfigError,
@@ -31,6 +32,7 @@ from goqueue.config.catalog import (
     delayed_enabled_for,
     log_config_for,
     max_message_bytes_for,
+    min_insync_replicas_for,
     validate_topic_configs,
 )
 from goqueue.config.dynamic import (
@@ -54,7 +56,7 @@ from goqueue.log.config import LogConfig
 from goqueue.log.errors import OffsetOutOfRangeError
 from goqueue.log.manager import LogManager
 from goqueue.log.partition_log import PartitionLog
-from goqueue.metadata.image import MetadataImage, TopicInfo
+from goqueue.metadata.image import MetadataImage, PartitionState, TopicInfo
 from goqueue.metadata.state_machine import partition_count_problem
 from goqueue.metadata.store import (
     MetadataError,
@@ -74,6 +76,8 @@ logger = logging.getLogger(__name__)
 HOUSEKEEPING_INTERVAL_S = 0.1
 HIGH_WATERMARK = -1
 """DeleteRecords' offset meaning 'everything committed so far'."""
+DEFAULT_ACK_TIMEOUT_S = 30.0
+"""How long an acks=all produce waits for the in-sync replicas unless its request says."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +167,8 @@ class Broker:
         self._cleaning: asyncio.Task[bool] | None = None
         self._next_cleaning = time.monotonic()
         self.groups = GroupCoordinator(self)
+        self.replica_fetchers = ReplicaFetchers(self)
+        self._isr_changes: set[asyncio.Task[None]] = set()
         self.shares = ShareCoordinator(self)
         self.scheduler = Scheduler(self)
 
@@ -186,6 +192,7 @@ class Broker:
 
     async def stop(self) -> None:
         """Flush and close every log and leave the clean-shutdown marker."""
+        await self.replica_fetchers.close()
         await self.scheduler.stop()
         await self.shares.stop()
         await self.groups.stop()
@@ -203,25 +210,62 @@ class Broker:
         await self.metadata.close()
 
     def partition(self, topic: str, index: int) -> Partition:
+        """The replica this node holds; a partition that exists elsewhere only is
+        NOT_LEADER_OR_FOLLOWER here, as in Kafka (the client refreshes its metadata)."""
         partition = self._partitions.get((topic, index))
         if partition is None:
+            info = self.image.topics.get(topic)
+            if info is not None and 0 <= index < info.partitions:
+                raise BrokerError(
+                    ErrorCode.not_leader_or_follower,
+                    f"Broker {self.settings.node_id} holds no replica of {topic}-{index}",
+                )
             raise BrokerError(
                 ErrorCode.unknown_topic_or_partition,
                 f"This server does not host this topic-partition: {topic}-{index}",
             )
         return partition
 
+    def hosted_partition(self, topic: str, index: int) -> Partition | None:
+        """The replica this node holds, leader or follower, if any."""
+        return self._partitions.get((topic, index))
+
+    def is_fenced(self, node_id: int) -> bool:
+        info = self.image.brokers.get(node_id)
+        return info is None or info.fenced
+
     def topic_id(self, topic: str) -> uuid.UUID | None:
         info = self.image.topics.get(topic)
         return info.topic_id if info else None
 
-    async def produce(self, topic: str, index: int, records: bytes, acks: int) -> ProduceResult:
-        """Validate and append one partition's batches; wait for fsync where durability asks.
+    async def produce(
+        self,
+        topic: str,
+        index: int,
+        records: bytes,
+        acks: int,
+        *,
+        timeout: float = DEFAULT_ACK_TIMEOUT_S,
+    ) -> ProduceResult:
+        """Validate and append one partition's batches on its leader; wait for fsync where
+        durability asks, and for the in-sync replicas with acks=all.
 
-        `acks=-1` always waits for the fsync (group-committed with concurrent producers); other
-        acks wait only when the topic's `flush.messages` threshold is reached.
+        `acks=-1` always waits for the fsync (group-committed with concurrent producers) and
+        then until every in-sync replica has the batch, at most `timeout` seconds; with fewer
+        in-sync replicas than `min.insync.replicas` it is refused before anything is appended
+        (NOT_ENOUGH_REPLICAS). Other acks wait only when the topic's `flush.messages`
+        threshold is reached.
         """
         partition = self.partition(topic, index)
+        partition.check_leader()
+        min_insync = min_insync_replicas_for(self.image.topics[topic].configs, self.settings)
+        if acks == -1 and len(partition.isr) < min_insync:
+            raise BrokerError(
+                ErrorCode.not_enough_replicas,
+                f"The size of the current ISR {list(partition.isr)} is insufficient to satisfy "
+                f"the min.isr requirement of {min_insync} for partition {topic}-{index}",
+            )
+        await partition.epochs_durable()
         try:
             batches = scan_batches(records)
         except RecordsError as exc:
@@ -259,6 +303,8 @@ class Broker:
         log = partition.log
         if acks == -1 or log.unflushed_messages >= log.config.flush_messages:
             await self.flusher.flush(log, result.last_offset + 1)
+        if acks == -1:
+            await partition.wait_replicated(result.last_offset + 1, timeout, min_insync)
         return ProduceResult(result.base_offset, log.log_start_offset)
 
     async def create_topic(
@@ -476,25 +522,111 @@ class Broker:
         self._sync_partitions(new)
 
     def _sync_partitions(self, image: MetadataImage) -> None:
-        """Open logs for partitions the image names, delete those of deleted topics and hand
-        changed configs to the logs that exist, so they apply without a restart."""
+        """Open logs for the partitions the image places here, delete those of deleted topics,
+        hand changed configs to the logs that exist (so they apply without a restart), make each
+        replica leader or follower as the controller decided, and point the replica fetchers at
+        the leaders."""
         for topic in self.logs.topics() - set(image.topics):
             logger.info("deleting the logs of deleted topic %s", topic)
             for key in [key for key in self._partitions if key[0] == topic]:
                 del self._partitions[key]
             self.logs.delete_topic(topic)
+        node_id = self.settings.node_id
+        following: dict[tuple[str, int], int] = {}
         for info in image.topics.values():
             config = log_config_for(info.configs, self.settings)
             for index in range(info.partitions):
-                partition = self._partitions.get((info.name, index))
-                if partition is not None:
-                    if partition.log.config != config:
-                        partition.log.update_config(config)
+                key = (info.name, index)
+                state = info.partition_states.get(index)
+                if state is not None and node_id not in state.replicas:
+                    self._drop_replica(key)
                     continue
-                log = self.logs.get(info.name, index) or self.logs.create(info.name, index, config)
-                self._partitions[(info.name, index)] = Partition.open(
-                    info.name, index, log, self.settings.producer_id_expiration_ms
-                )
+                partition = self._partitions.get(key)
+                if partition is None:
+                    log = self.logs.get(info.name, index) or self.logs.create(
+                        info.name, index, config
+                    )
+                    partition = Partition.open(
+                        info.name, index, log, self.settings.producer_id_expiration_ms, node_id
+                    )
+                    partition.on_isr_change = self._propose_isr
+                    self._partitions[key] = partition
+                elif partition.log.config != config:
+                    partition.log.update_config(config)
+                if state is not None:
+                    self._apply_partition_state(partition, state)
+                    if state.leader != node_id and state.leader in image.brokers:
+                        following[key] = state.leader
+        self.replica_fetchers.update(following)
+
+    def _apply_partition_state(self, partition: Partition, state: PartitionState) -> None:
+        """Become leader or follower of a partition as its metadata state says (Kafka's
+        makeLeader / makeFollower); nothing happens if neither epoch changed."""
+        if (partition.leader_epoch, partition.partition_epoch) == (
+            state.leader_epoch,
+            state.partition_epoch,
+        ) and partition.is_leader == (state.leader == self.settings.node_id):
+            return
+        if state.leader == self.settings.node_id:
+            new_epoch = not partition.is_leader or partition.leader_epoch != state.leader_epoch
+            partition.become_leader(
+                state.leader_epoch,
+                state.partition_epoch,
+                state.replicas,
+                state.isr,
+                int(time.time() * 1000),
+            )
+        else:
+            new_epoch = partition.is_leader or partition.leader_epoch != state.leader_epoch
+            partition.become_follower(
+                state.leader, state.leader_epoch, state.partition_epoch, state.replicas, state.isr
+            )
+        if new_epoch:
+            logger.info(
+                "%s-%d: %s at leader epoch %d (replicas %s, ISR %s)",
+                partition.topic,
+                partition.index,
+                "leader" if partition.is_leader else f"follower of {state.leader}",
+                state.leader_epoch,
+                list(state.replicas),
+                list(state.isr),
+                extra=fields(topic=partition.topic, partition=partition.index),
+            )
+
+    def _drop_replica(self, key: tuple[str, int]) -> None:
+        """A reassignment moved this replica away: stop serving it (its log stays on disk
+        and is truncated to the leader's if the replica ever comes back)."""
+        partition = self._partitions.pop(key, None)
+        if partition is not None:
+            logger.info("%s-%d: no longer a replica here", *key)
+            partition.become_follower(-1, partition.leader_epoch + 1, -1, (), ())
+
+    def _propose_isr(self, partition: Partition, isr: tuple[int, ...]) -> None:
+        """Send a leader's ISR change to the controller in the background."""
+        task = asyncio.create_task(self._alter_partition(partition, isr))
+        self._isr_changes.add(task)
+        task.add_done_callback(self._isr_changes.discard)
+
+    async def _alter_partition(self, partition: Partition, isr: tuple[int, ...]) -> None:
+        """AlterPartition through the metadata quorum; the new state comes back as a metadata
+        change. A refusal (stale epochs, a fenced replica) only allows the next proposal."""
+        info = self.image.topics.get(partition.topic)
+        try:
+            if info is None:
+                raise MetadataError(f"topic {partition.topic} no longer exists")
+            await self.metadata.alter_partition(
+                info.topic_id,
+                partition.index,
+                leader_id=self.settings.node_id,
+                leader_epoch=partition.leader_epoch,
+                partition_epoch=partition.partition_epoch,
+                new_isr=isr,
+            )
+        except MetadataError as exc:
+            logger.warning(
+                "%s-%d: ISR change to %s refused: %s", partition.topic, partition.index, isr, exc
+            )
+            partition.isr_change_failed(isr)
 
     def _topic_configs(self, topic: str) -> Mapping[str, str]:
         info = self.image.topics.get(topic)
@@ -508,6 +640,7 @@ class Broker:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
             logs = [partition.log for partition in self._partitions.values()]
             self.flusher.flush_due(logs)
+            self._shrink_isrs()
             if time.monotonic() >= next_expiration:
                 next_expiration = time.monotonic() + (
                     self.settings.producer_id_expiration_check_interval_ms / 1000
@@ -534,6 +667,14 @@ class Broker:
                             log.log_start_offset,
                             extra=fields(topic=log.topic, partition=log.partition),
                         )
+
+    def _shrink_isrs(self) -> None:
+        """Propose dropping followers that lag more than `replica.lag.time.max.ms`."""
+        now_ms = int(time.time() * 1000)
+        max_lag_ms = self.settings.replica_lag_time_max_ms
+        for partition in self._partitions.values():
+            if partition.leader is not None and partition.leader.followers:
+                partition.maybe_shrink_isr(now_ms, max_lag_ms)
 
     def _schedule_cleaning(self) -> None:
         """Start a log cleaner pass unless one is running. As Kafka's cleaner, look again at

@@ -2,7 +2,7 @@
 
 import typer
 
-from goqueue.cli import config, consume, dlq, group, log, produce, serve, status, topic
+from goqueue.cli import config, consume, delayed, dlq, group, log, produce, serve, status, topic
 
 app = typer.Typer(
     name="goqueue",
@@ -16,6 +16,7 @@ app.add_typer(topic.app, name="topic")
 app.add_typer(config.app, name="config")
 app.add_typer(group.app, name="group")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(delayed.app, name="delayed")
 app.command("produce")(produce.produce)
 app.command("consume")(consume.consume)
 app.add_typer(log.app, name="log")

@@ -4,9 +4,12 @@ A coordinator (consumer groups today; transactions, share groups, the scheduler 
 index later) is one *shard* per partition of its internal compacted topic. A shard is a pure
 state machine: `replay` rebuilds its state from records, and each operation returns the
 records to write together with its response. The runtime does all the I/O: it creates the
-topic, replays every partition on load (answering COORDINATOR_LOAD_IN_PROGRESS meanwhile),
-appends an operation's records through the partition's normal append path, answers only once
-everything written to the partition is fsynced, and runs the shards' timers.
+topic, replays every partition this broker leads on load (answering
+COORDINATOR_LOAD_IN_PROGRESS meanwhile), appends an operation's records through the partition's
+normal append path, answers only once everything written to the partition is fsynced and on
+every in-sync replica, and runs the shards' timers. A shard lives where its partition's leader
+is: it is loaded when this broker becomes the leader and unloaded when leadership moves away,
+so in a cluster the coordinators follow the partition leaders.
 
 Operations are plain functions run on the event loop, so each one sees and changes its shard
 atomically; only the wait for the fsync is asynchronous.
@@ -28,7 +31,8 @@ from kio.schema.errors import ErrorCode
 
 from goqueue.broker.errors import BrokerError
 from goqueue.broker.partition import Partition
-from goqueue.config.catalog import max_message_bytes_for
+from goqueue.config.catalog import max_message_bytes_for, min_insync_replicas_for
+from goqueue.metadata.image import BrokerInfo, MetadataImage
 from goqueue.records.batch import iter_batches, read_header
 from goqueue.records.builder import NewRecord, build_batch
 from goqueue.records.reader import batch_records
@@ -43,6 +47,16 @@ LOAD_CHUNK_BYTES = 1024 * 1024
 _BATCH_HEADER_BYTES = 61
 _RECORD_OVERHEAD_BYTES = 32
 """Most bytes a record adds beyond its key and value: attributes, five varints, no headers."""
+WRITE_TIMEOUT_S = 5.0
+"""How long a write waits for the in-sync replicas (Kafka's offsets.commit.timeout.ms)."""
+_WRITE_ERRORS = {
+    ErrorCode.not_leader_or_follower: ErrorCode.not_coordinator,
+    ErrorCode.unknown_topic_or_partition: ErrorCode.coordinator_not_available,
+    ErrorCode.not_enough_replicas: ErrorCode.coordinator_not_available,
+    ErrorCode.not_enough_replicas_after_append: ErrorCode.coordinator_not_available,
+    ErrorCode.request_timed_out: ErrorCode.coordinator_not_available,
+}
+"""How Kafka's coordinators report a failed replicated write to their clients."""
 
 
 class Record(NamedTuple):
@@ -133,8 +147,9 @@ class _PartitionTimer:
 class _Context(Generic[S]):
     """One partition of the internal topic and its shard."""
 
-    def __init__(self, index: int, shard: S, timer: _PartitionTimer) -> None:
+    def __init__(self, index: int, shard: S, timer: _PartitionTimer, leader_epoch: int) -> None:
         self.index = index
+        self.leader_epoch = leader_epoch
         self.shard = shard
         self.timer = timer
         self.state = _State.LOADING
@@ -158,6 +173,8 @@ class CoordinatorRuntime(Generic[S]):
         self._configs = configs
         self._factory = factory
         self._contexts: dict[int, _Context[S]] = {}
+        self._running = False
+        self._creating: asyncio.Task[None] | None = None
 
     @property
     def num_partitions(self) -> int:
@@ -165,37 +182,129 @@ class CoordinatorRuntime(Generic[S]):
         return self._num_partitions
 
     async def start(self) -> None:
-        """Create the topic on first start, then load every partition in the background."""
+        """Create the topic on first start (once enough brokers registered for its
+        replication factor), then load the partitions this broker leads in the background and
+        follow leadership changes."""
+        self._running = True
         info = self._broker.image.topics.get(self.topic)
-        if info is None:
-            info = await self._broker.create_topic(
-                self.topic, self._num_partitions, -1, self._configs, internal=True
-            )
-            logger.info("created internal topic %s with %d partitions", self.topic, info.partitions)
-        elif info.partitions != self._num_partitions:
+        if info is None and self._enough_brokers(self._broker.image):
+            await self._create_topic()
+        elif info is not None and info.partitions != self._num_partitions:
             logger.info(
                 "internal topic %s keeps its %d partitions (setting asks for %d)",
                 self.topic,
                 info.partitions,
                 self._num_partitions,
             )
-        self._num_partitions = info.partitions
-        for index in range(info.partitions):
-            context = self._new_context(index)
-            self._contexts[index] = context
-            context.load_task = asyncio.create_task(self._load(context))
+        self._broker.metadata.add_listener(self._on_metadata)
+        self._sync_leadership()
 
     async def stop(self) -> None:
         """Stop loading, cancel every timer and let the shards answer their waiting requests."""
-        for context in self._contexts.values():
-            if context.load_task is not None and not context.load_task.done():
-                context.load_task.cancel()
+        self._running = False
+        if self._creating is not None:
+            self._creating.cancel()
+        contexts, self._contexts = list(self._contexts.values()), {}
+        for context in contexts:
+            task = self._unload(context)
+            if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await context.load_task
-            context.timer.cancel_all()
-            if context.state is _State.ACTIVE:
-                context.shard.on_unloaded()
-            context.state = _State.CLOSED
+                    await task
+
+    def _replication_factor(self) -> int:
+        """Kafka's offsets.topic.replication.factor, capped by the size of the cluster (the
+        metadata quorum's voters; one for a single node)."""
+        settings = self._broker.settings
+        return min(settings.offsets_topic_replication_factor, len(settings.voter_addresses()) or 1)
+
+    def _enough_brokers(self, image: MetadataImage) -> bool:
+        return len(image.live_brokers()) >= self._replication_factor()
+
+    async def _create_topic(self) -> None:
+        """Create the internal topic; another broker may have been first, which is fine."""
+        try:
+            info = await self._broker.create_topic(
+                self.topic,
+                self._num_partitions,
+                self._replication_factor(),
+                self._configs,
+                internal=True,
+            )
+        except BrokerError as exc:
+            if exc.error_code != ErrorCode.topic_already_exists:
+                raise
+            return
+        logger.info(
+            "created internal topic %s with %d partitions and %d replicas",
+            self.topic,
+            info.partitions,
+            info.replication_factor,
+        )
+
+    async def _create_in_background(self) -> None:
+        try:
+            await self._create_topic()
+        except BrokerError as exc:
+            logger.warning("cannot create internal topic %s yet: %s", self.topic, exc.message)
+        finally:
+            self._creating = None
+
+    def _on_metadata(self, _old: MetadataImage, new: MetadataImage) -> None:
+        if not self._running:
+            return
+        if self.topic not in new.topics and self._creating is None and self._enough_brokers(new):
+            self._creating = asyncio.create_task(self._create_in_background())
+        self._sync_leadership()
+
+    def _sync_leadership(self) -> None:
+        """Load the shards of partitions this broker now leads (again, for a new leader epoch)
+        and unload those it no longer leads."""
+        info = self._broker.image.topics.get(self.topic)
+        if info is None:
+            return
+        self._num_partitions = info.partitions
+        for index in range(info.partitions):
+            partition = self._broker.hosted_partition(self.topic, index)
+            epoch = (
+                partition.leader_epoch if partition is not None and partition.is_leader else None
+            )
+            context = self._contexts.get(index)
+            if context is not None and context.leader_epoch != epoch:
+                del self._contexts[index]
+                self._unload(context)
+                context = None
+            if context is None and epoch is not None:
+                context = self._contexts[index] = self._new_context(index, epoch)
+                context.load_task = asyncio.create_task(self._load(context))
+
+    def _unload(self, context: _Context[S]) -> asyncio.Task[None] | None:
+        """Stop a shard: cancel its loading and timers, let it answer its waiting requests.
+        Returns the cancelled load task, if any, for the caller to await."""
+        task = context.load_task
+        if task is not None and not task.done():
+            task.cancel()
+        else:
+            task = None
+        context.timer.cancel_all()
+        if context.state is _State.ACTIVE:
+            context.shard.on_unloaded()
+            if self._running:
+                logger.info("unloaded %s-%d: leadership moved", self.topic, context.index)
+        context.state = _State.CLOSED
+        return task
+
+    def coordinator_for(self, key: str) -> BrokerInfo | None:
+        """The live broker leading the partition that owns `key`: the coordinator that
+        FindCoordinator names."""
+        image = self._broker.image
+        info = image.topics.get(self.topic)
+        if info is None:
+            return None
+        state = info.partition_states.get(partition_for(key, info.partitions))
+        if state is None:
+            return None
+        broker = image.brokers.get(state.leader)
+        return broker if broker is not None and not broker.fenced else None
 
     def partition_for(self, key: str) -> int:
         """The partition owning a key, as Kafka computes it (so tools agree on placement)."""
@@ -209,6 +318,12 @@ class CoordinatorRuntime(Generic[S]):
     def shard(self, index: int) -> S:
         """The active shard of a partition, or the error a request for it must get."""
         context = self._contexts.get(index)
+        if context is None and self.topic in self._broker.image.topics:
+            raise BrokerError(
+                ErrorCode.not_coordinator,
+                f"Broker {self._broker.settings.node_id} does not lead partition {index} of "
+                f"{self.topic}.",
+            )
         if context is None or context.state in (_State.CLOSED, _State.FAILED):
             raise BrokerError(
                 ErrorCode.coordinator_not_available,
@@ -249,13 +364,23 @@ class CoordinatorRuntime(Generic[S]):
         return response
 
     async def durable(self, index: int) -> None:
-        """Wait until everything appended to the partition so far is fsynced."""
-        log = self._partition(index).log
-        await self._broker.flusher.flush(log, log.log_end_offset)
+        """Wait until everything appended to the partition so far is fsynced here and on every
+        in-sync replica (Kafka's coordinators write with acks=all)."""
+        partition = self._partition(index)
+        log = partition.log
+        end = log.log_end_offset
+        await self._broker.flusher.flush(log, end)
+        configs = self._broker.image.topics[self.topic].configs
+        min_insync = min_insync_replicas_for(configs, self._broker.settings)
+        try:
+            await partition.wait_replicated(end, WRITE_TIMEOUT_S, min_insync)
+        except BrokerError as exc:
+            code = _WRITE_ERRORS.get(exc.error_code, ErrorCode.unknown_server_error)
+            raise BrokerError(code, exc.message) from exc
 
-    def _new_context(self, index: int) -> _Context[S]:
+    def _new_context(self, index: int, leader_epoch: int) -> _Context[S]:
         timer = _PartitionTimer(lambda operation: self._run_timer(index, operation))
-        return _Context(index, self._factory(index, timer), timer)
+        return _Context(index, self._factory(index, timer), timer, leader_epoch)
 
     def _partition(self, index: int) -> Partition:
         try:
@@ -308,6 +433,7 @@ class CoordinatorRuntime(Generic[S]):
         """Replay the partition from its start; the shard serves once it has seen everything."""
         started = time.monotonic()
         try:
+            await self._partition(context.index).epochs_durable()
             count = await self._replay_log(context)
         except asyncio.CancelledError:
             raise

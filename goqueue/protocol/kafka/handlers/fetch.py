@@ -9,7 +9,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 from kio.static.protocol import ResponsePayload
 
-from goqueue.broker.fetch import FetchedPartition, PartitionFetch, fetch
+from goqueue.broker.fetch import CONSUMER, FetchedPartition, PartitionFetch, fetch
 from goqueue.log.partition_log import FileSlice
 from goqueue.protocol.kafka.api import Api, RequestContext, topic_name
 from goqueue.protocol.kafka.codec import SplicedResponse, build, nested, response_type
@@ -43,7 +43,11 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Spl
                 continue
             requests.append(
                 PartitionFetch(
-                    name, partition.partition, partition.fetch_offset, partition.partition_max_bytes
+                    name,
+                    partition.partition,
+                    partition.fetch_offset,
+                    partition.partition_max_bytes,
+                    getattr(partition, "current_leader_epoch", -1),
                 )
             )
     results = await fetch(
@@ -52,6 +56,7 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Spl
         max_wait_ms=int(request.max_wait.total_seconds() * 1000),
         min_bytes=request.min_bytes,
         max_bytes=getattr(request, "max_bytes", 2**31 - 1),
+        replica_id=_replica_id(request),
     )
     slices: dict[bytes, FileSlice] = {}
     topic_type = nested(response, "FetchableTopicResponse")
@@ -95,6 +100,15 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Spl
         responses=tuple(topics),
     )
     return SplicedResponse(body, slices) if slices else body
+
+
+def _replica_id(request: Any) -> int:
+    """Who fetches: a follower's broker id, or -1 for a consumer (KIP-903 moved the field into
+    `replica_state` in v15)."""
+    state = getattr(request, "replica_state", None)
+    if state is not None:
+        return int(state.replica_id)
+    return int(getattr(request, "replica_id", CONSUMER))
 
 
 def _partition_data(

@@ -1,6 +1,6 @@
 """FindCoordinator: which broker coordinates a group (v0-v3: one key; v4+: a batch of keys).
 
-This broker hosts every partition of `__consumer_offsets`, so it coordinates every group.
+A group's coordinator is the leader of the `__consumer_offsets` partition its id hashes to.
 Transaction and share-group coordinators do not exist yet: clients asking for them get
 COORDINATOR_NOT_AVAILABLE and keep retrying, as they do while Kafka creates such a topic.
 """
@@ -42,15 +42,14 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
 
 def _find(context: RequestContext, key_type: int, key: str) -> dict[str, Any]:
     if key_type == GROUP:
-        broker = context.broker
-        me = broker.image.brokers.get(broker.settings.node_id)
-        if me is not None:
+        leader = context.broker.groups.runtime.coordinator_for(key)
+        if leader is not None:
             return {
                 "error_code": ErrorCode.none,
                 "error_message": None,
-                "node_id": me.node_id,
-                "host": me.host,
-                "port": me.port,
+                "node_id": leader.node_id,
+                "host": leader.host,
+                "port": leader.port,
             }
         code = ErrorCode.coordinator_not_available
     elif key_type in (TRANSACTION, SHARE):

@@ -32,9 +32,12 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
         for wanted in topic.partitions:
             code = ErrorCode.none
             timestamp, offset = NOT_FOUND
+            leader_epoch = -1
             try:
                 partition = context.broker.partition(topic.name, wanted.partition_index)
+                partition.check_leader(getattr(wanted, "current_leader_epoch", -1))
                 timestamp, offset = _lookup(partition, wanted.timestamp)
+                leader_epoch = partition.leader_epoch
             except BrokerError as exc:
                 code = exc.error_code
             partitions.append(
@@ -44,7 +47,7 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
                     error_code=code,
                     timestamp=timestamp,
                     offset=offset,
-                    leader_epoch=0 if code == ErrorCode.none else -1,
+                    leader_epoch=leader_epoch,
                 )
             )
         topics.append(build(topic_type, name=topic.name, partitions=tuple(partitions)))
@@ -65,7 +68,8 @@ def _lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
         return log.max_timestamp()
     if timestamp < 0:
         raise BrokerError(ErrorCode.invalid_request, f"Unknown special timestamp {timestamp}")
-    return log.offset_for_timestamp(timestamp) or NOT_FOUND
+    found = log.offset_for_timestamp(timestamp)
+    return found if found is not None and found[1] < partition.high_watermark else NOT_FOUND
 
 
 API = Api(API_KEY, "ListOffsets", 1, 10, handle)

@@ -41,7 +41,11 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Non
                     if name is None:
                         raise BrokerError(ErrorCode.unknown_topic_id)
                     result = await broker.produce(
-                        name, data.index, data.records or b"", request.acks
+                        name,
+                        data.index,
+                        data.records or b"",
+                        request.acks,
+                        timeout=request.timeout.total_seconds(),
                     )
                     base_offset, log_start = result.base_offset, result.log_start_offset
                 except BrokerError as exc:
