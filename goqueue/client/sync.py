@@ -16,19 +16,35 @@ signatures (taken from the async method, not written again).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import contextlib
 import functools
 import inspect
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar
 
 from goqueue.client import admin as _admin
+from goqueue.client import consumer as _consumer
 from goqueue.client import producer as _producer
 from goqueue.client import share_consumer as _share
+from goqueue.client.fetcher import ConsumerRecord
+from goqueue.client.groups import Committed
+from goqueue.client.metadata import TopicPartition
 from goqueue.client.share_session import AckType
 
+STOP_TIMEOUT_S = 5.0
+"""How long interpreter exit waits for leftover client tasks to end."""
 P = ParamSpec("P")
 R = TypeVar("R")
 C = TypeVar("C")
@@ -53,7 +69,24 @@ class _LoopThread:
                 thread.start()
                 ready.wait()
                 self._loop, self._thread = loop, thread
+                atexit.register(self.stop)
             return self._loop
+
+    def stop(self) -> None:
+        """At interpreter exit: cancel what clients left running (a client never closed) so
+        that it ends cleanly rather than being destroyed pending, then stop the loop."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        cancelled = asyncio.run_coroutine_threadsafe(_cancel_tasks(), loop)
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            cancelled.result(STOP_TIMEOUT_S)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(STOP_TIMEOUT_S)
+        if not thread.is_alive():
+            loop.close()
 
     @staticmethod
     def _run(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
@@ -63,6 +96,13 @@ class _LoopThread:
 
     def in_loop_thread(self) -> bool:
         return threading.current_thread() is self._thread
+
+
+async def _cancel_tasks() -> None:
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 _LOOP = _LoopThread()
@@ -197,6 +237,14 @@ def blocking_future(
     return _declared(method)
 
 
+def on_loop(
+    method: Callable[Concatenate[Any, P], R],
+) -> Callable[Concatenate[SyncClient[Any], P], R]:
+    """Declare a plain method of the async class (`assign`, `seek`, `pause`): it runs on the
+    loop thread too, since the async object's state is not guarded against other threads."""
+    return _declared(method)
+
+
 def _declared(method: Callable[..., Any]) -> Callable[..., Any]:
     name = method.__name__
 
@@ -234,6 +282,53 @@ class Admin(SyncClient[_admin.Admin]):
     delete_group_offsets = blocking(_admin.Admin.delete_group_offsets)
     reset_group_offsets = blocking(_admin.Admin.reset_group_offsets)
     group_lag = blocking(_admin.Admin.group_lag)
+
+
+class Consumer(SyncClient[_consumer.Consumer]):
+    """Blocking `goqueue.client.Consumer`: `for message in consumer:` waits for each record;
+    `getmany` returns what arrived within its timeout. Rebalance listeners and commit
+    callbacks run on the sync clients' loop thread, where they must not call blocking
+    methods."""
+
+    _async_type = _consumer.Consumer
+
+    def __iter__(self) -> Iterator[ConsumerRecord]:
+        return iterate(self.aio)
+
+    def commit_async(
+        self,
+        offsets: Mapping[TopicPartition, int | Committed] | None = None,
+        callback: _consumer.CommitCallback | None = None,
+    ) -> concurrent.futures.Future[None]:
+        """Start a commit and return at once; the future resolves when it is stored."""
+        future: concurrent.futures.Future[None] = _call(self.aio.commit_async, offsets, callback)
+        return future
+
+    start = blocking(_consumer.Consumer.start)
+    close = blocking(_consumer.Consumer.close)
+    subscribe = on_loop(_consumer.Consumer.subscribe)
+    subscription = on_loop(_consumer.Consumer.subscription)
+    unsubscribe = blocking(_consumer.Consumer.unsubscribe)
+    assign = on_loop(_consumer.Consumer.assign)
+    assignment = on_loop(_consumer.Consumer.assignment)
+    getmany = blocking(_consumer.Consumer.getmany)
+    getone = blocking(_consumer.Consumer.getone)
+    position = blocking(_consumer.Consumer.position)
+    seek = on_loop(_consumer.Consumer.seek)
+    seek_to_beginning = on_loop(_consumer.Consumer.seek_to_beginning)
+    seek_to_end = on_loop(_consumer.Consumer.seek_to_end)
+    seek_to_timestamp = on_loop(_consumer.Consumer.seek_to_timestamp)
+    offsets_for_times = blocking(_consumer.Consumer.offsets_for_times)
+    beginning_offsets = blocking(_consumer.Consumer.beginning_offsets)
+    end_offsets = blocking(_consumer.Consumer.end_offsets)
+    highwater = on_loop(_consumer.Consumer.highwater)
+    last_stable_offset = on_loop(_consumer.Consumer.last_stable_offset)
+    lag = on_loop(_consumer.Consumer.lag)
+    pause = on_loop(_consumer.Consumer.pause)
+    resume = on_loop(_consumer.Consumer.resume)
+    paused = on_loop(_consumer.Consumer.paused)
+    commit = blocking(_consumer.Consumer.commit)
+    committed = blocking(_consumer.Consumer.committed)
 
 
 class Producer(SyncClient[_producer.Producer]):
@@ -287,6 +382,7 @@ class ShareConsumer(SyncClient[_share.ShareConsumer]):
 
 __all__ = [
     "Admin",
+    "Consumer",
     "Producer",
     "ShareConsumer",
     "ShareMessage",
@@ -294,5 +390,6 @@ __all__ = [
     "blocking",
     "blocking_future",
     "iterate",
+    "on_loop",
     "run",
 ]
