@@ -93,7 +93,8 @@ def parse_args(argv: Sequence[str]) -> BenchConfig:
         HELP,
         "python -m bench",
         "Go-Queue benchmark: raw disk speed, produce, drain, latency, memory. "
-        "`python -m bench compare --help` for the comparison with other brokers.",
+        "`python -m bench compare --help` for the comparison with other brokers, "
+        "`python -m bench sdk --help` for the SDK next to confluent-kafka and aiokafka.",
     )
     config = BenchConfig(**vars(parser.parse_args(argv)))
     if config.runs < 1 or config.value_size < 16 or config.latency_rate < 1:
@@ -126,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["compare"]:
         return compare(args[1:])
+    if args[:1] == ["sdk"]:
+        from bench.sdk import main as sdk
+
+        return sdk(args[1:])
     config = parse_args(args)
     config.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = default_stamp()
