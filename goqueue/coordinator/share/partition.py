@@ -221,7 +221,7 @@ class SharePartition:
         group is unfinished (acquired, backing off or being dead-lettered).
         """
         self.skip_to(log_start_offset)
-        busy = self._busy_groups(limits.fifo)
+        busy = self._busy_groups(limits.fifo, now_ms)
         acquired: list[int] = []
         for candidate in sorted(candidates, key=lambda c: c.offset):
             if len(acquired) >= max_records:
@@ -268,13 +268,15 @@ class SharePartition:
         self.changed.add(offset)
         return entry
 
-    def _busy_groups(self, fifo: bool) -> set[bytes]:
+    def _busy_groups(self, fifo: bool, now_ms: int) -> set[bytes]:
+        """Message groups with a record that cannot be acquired now: acquired, backing off
+        or being dead-lettered."""
         if not fifo:
             return set()
         return {
             e.message_group
             for e in self.entries.values()
-            if e.message_group and (e.state is not RecordState.AVAILABLE or e.ready_at_ms > 0)
+            if e.message_group and (e.state is not RecordState.AVAILABLE or e.ready_at_ms > now_ms)
         }
 
     def acknowledge(
