@@ -562,12 +562,13 @@ class Broker:
     def _apply_partition_state(self, partition: Partition, state: PartitionState) -> None:
         """Become leader or follower of a partition as its metadata state says (Kafka's
         makeLeader / makeFollower); nothing happens if neither epoch changed."""
-        if (partition.leader_epoch, partition.partition_epoch) == (
-            state.leader_epoch,
-            state.partition_epoch,
-        ) and partition.is_leader == (state.leader == self.settings.node_id):
+        current = (partition.leader_epoch, partition.partition_epoch, partition.replicas)
+        leads = state.leader == self.settings.node_id
+        if current == (state.leader_epoch, state.partition_epoch, state.replicas) and (
+            partition.is_leader == leads and partition.isr == state.isr
+        ):
             return
-        if state.leader == self.settings.node_id:
+        if leads:
             new_epoch = not partition.is_leader or partition.leader_epoch != state.leader_epoch
             partition.become_leader(
                 state.leader_epoch,
