@@ -143,9 +143,10 @@ DESCRIBE_CLUSTER_REQUEST: Fields = {
 class Admin:
     """Administrative requests against a cluster; use as `async with Admin(bootstrap) as admin`.
 
-    `bootstrap` is `host:port`, several of them comma-separated, or a list of them; the client
-    learns the other brokers from the cluster. `request_timeout` (seconds) bounds every
-    request, including retries while a group coordinator loads.
+    `bootstrap_servers` is `host:port`, several of them comma-separated, or a list of them;
+    the client learns the other brokers from the cluster. `request_timeout_ms` bounds every
+    request, including retries while a group coordinator loads; topic changes also give the
+    controller `timeout_ms` to apply them.
     """
 
     def __init__(
@@ -153,10 +154,10 @@ class Admin:
         bootstrap_servers: str | Sequence[str] = DEFAULT_BOOTSTRAP,
         *,
         client_id: str | None = "goqueue-admin",
-        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        request_timeout_ms: int = int(DEFAULT_REQUEST_TIMEOUT * 1000),
     ) -> None:
         self.cluster = Cluster(
-            bootstrap_servers, client_id=client_id, request_timeout=request_timeout
+            bootstrap_servers, client_id=client_id, request_timeout=request_timeout_ms / 1000
         )
 
     async def __aenter__(self) -> "Admin":

@@ -54,7 +54,7 @@ def test_committed_offsets_are_never_lost_or_moved_back_by_a_crash(
     async def commit_until_killed() -> None:
         stop = asyncio.Event()
         killed = threading.Event()
-        async with Admin(broker.bootstrap, request_timeout=5) as admin:
+        async with Admin(broker.bootstrap, request_timeout_ms=5000) as admin:
             tasks = [asyncio.create_task(c.run(admin, stop)) for c in committers]
             while sum(c.acked for c in committers) < COMMITS_BEFORE_KILL:
                 await asyncio.sleep(0.01)
