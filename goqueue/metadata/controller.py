@@ -42,11 +42,22 @@ def electable_in(image: MetadataImage) -> Electable:
 def changed(state: PartitionState, **fields: object) -> PartitionState:
     """`state` with `fields` set and the partition epoch bumped (and the leader epoch too when
     the leader changes); the same object when nothing changes."""
-    new = replace(state, **fields)  # type: ignore[arg-type]
-    if new == state:
-        return state
-    leader_epoch = state.leader_epoch + 1 if new.leader != state.leader else state.leader_epoch
-    return replace(new, leader_epoch=leader_epoch, partition_epoch=state.partition_epoch + 1)
+    return one_change(state, replace(state, **fields))  # type: ignore[arg-type]
+
+
+def one_change(before: PartitionState, after: PartitionState) -> PartitionState:
+    """`after` as one change of `before`: the partition epoch one higher, the leader epoch
+    one higher if the leader differs (however many steps computed `after`)."""
+    if (after.replicas, after.leader, after.isr, after.adding, after.removing) == (
+        before.replicas,
+        before.leader,
+        before.isr,
+        before.adding,
+        before.removing,
+    ):
+        return before
+    leader_epoch = before.leader_epoch + (after.leader != before.leader)
+    return replace(after, leader_epoch=leader_epoch, partition_epoch=before.partition_epoch + 1)
 
 
 def elect_leader(
@@ -101,7 +112,7 @@ def leave_partitions(image: MetadataImage, node: int) -> MetadataImage:
             new = state
             if new.leader == node:
                 new = elect_leader(new, electable, unclean=unclean, exclude=(node,))
-            new = without_replica_in_isr(new, node)
+            new = one_change(state, without_replica_in_isr(new, node))
             if new is not state:
                 changes.setdefault(topic.name, {})[index] = new
     return _with_changes(image, changes)
@@ -185,7 +196,7 @@ def alter_partition(
             ErrorCode.ineligible_replica,
         )
     new = changed(state, isr=tuple(n for n in state.replicas if n in request.new_isr))
-    return complete_reassignment(new, electable)
+    return one_change(state, complete_reassignment(new, electable))
 
 
 def reassign(
@@ -200,7 +211,7 @@ def reassign(
     replicas = target + removing
     isr = tuple(n for n in state.isr if n in replicas)
     new = changed(state, replicas=replicas, isr=isr, adding=adding, removing=removing)
-    return complete_reassignment(new, electable)
+    return one_change(state, complete_reassignment(new, electable))
 
 
 def cancel_reassignment(state: PartitionState, electable: Electable) -> PartitionState:
@@ -210,7 +221,7 @@ def cancel_reassignment(state: PartitionState, electable: Electable) -> Partitio
     new = changed(state, replicas=original, isr=isr, adding=(), removing=())
     if new.leader not in original:
         new = elect_leader(new, electable, unclean=False)
-    return new
+    return one_change(state, new)
 
 
 def complete_reassignment(state: PartitionState, electable: Electable) -> PartitionState:
@@ -230,7 +241,7 @@ def complete_reassignment(state: PartitionState, electable: Electable) -> Partit
     )
     if new.leader not in target:
         new = elect_leader(new, electable, unclean=False)
-    return new
+    return one_change(state, new)
 
 
 def preferred_election_error(state: PartitionState, electable: Electable) -> ErrorCode | None:
@@ -265,3 +276,90 @@ def elect(
     if error is None:
         return elect_leader(state, electable, unclean=True), None
     return state, error
+
+
+Outcome = tuple[ErrorCode, str | None]
+"""A partition's answer in ElectLeaders or AlterPartitionReassignments: code and message."""
+OK: Outcome = (ErrorCode.none, None)
+
+
+def _state_of(image: MetadataImage, topic: str, index: int) -> PartitionState | None:
+    info = image.topics.get(topic)
+    return info.partition_states.get(index) if info is not None else None
+
+
+def _unknown(topic: str, index: int) -> Outcome:
+    return ErrorCode.unknown_topic_or_partition, f"Partition {topic}-{index} does not exist."
+
+
+def plan_elections(
+    image: MetadataImage, partitions: Iterable[tuple[str, int]], *, preferred: bool
+) -> dict[tuple[str, int], Outcome]:
+    """What ElectLeaders would do to each partition, without doing it."""
+    electable = electable_in(image)
+    outcomes: dict[tuple[str, int], Outcome] = {}
+    for topic, index in partitions:
+        state = _state_of(image, topic, index)
+        if state is None:
+            outcomes[(topic, index)] = _unknown(topic, index)
+            continue
+        _, error = elect(state, electable, preferred=preferred)
+        outcomes[(topic, index)] = OK if error is None else (error, _ELECTION_MESSAGES[error])
+    return outcomes
+
+
+_ELECTION_MESSAGES = {
+    ErrorCode.election_not_needed: "Leader election not needed for topic partition.",
+    ErrorCode.preferred_leader_not_available: (
+        "The preferred replica is not in the ISR or is not live."
+    ),
+    ErrorCode.eligible_leaders_not_available: "No live replica can become the leader.",
+}
+
+
+def all_partitions(image: MetadataImage) -> list[tuple[str, int]]:
+    return [
+        (topic.name, index)
+        for topic in image.topics.values()
+        for index in sorted(topic.partition_states)
+    ]
+
+
+def reassignment_problem(
+    image: MetadataImage,
+    topic: str,
+    index: int,
+    replicas: tuple[int, ...] | None,
+    *,
+    allow_replication_factor_change: bool = True,
+) -> Outcome:
+    """Why AlterPartitionReassignments refuses one partition (Kafka's checks and words)."""
+    state = _state_of(image, topic, index)
+    if state is None:
+        return _unknown(topic, index)
+    if replicas is None:
+        if not state.adding and not state.removing:
+            return ErrorCode.no_reassignment_in_progress, (
+                f"No ongoing reassignment for {topic}-{index}."
+            )
+        return OK
+    invalid = ErrorCode.invalid_replica_assignment
+    if not replicas:
+        return invalid, "The manual partition assignment includes an empty replica list."
+    for node in replicas:
+        if replicas.count(node) > 1:
+            return (
+                invalid,
+                f"The manual partition assignment includes the broker {node} more than once.",
+            )
+        if node not in image.brokers:
+            return invalid, (
+                f"The manual partition assignment includes broker {node}, but no such broker "
+                "is registered."
+            )
+    if not allow_replication_factor_change and len(replicas) != len(state.target_replicas):
+        return ErrorCode.invalid_replication_factor, (
+            "The replication factor is changed from "
+            f"{len(state.target_replicas)} to {len(replicas)}"
+        )
+    return OK

@@ -21,7 +21,14 @@ from pysyncobj import FAIL_REASON
 
 from goqueue.config.settings import BrokerSettings
 from goqueue.metadata.active_controller import ControllerLoop
-from goqueue.metadata.controller import partition_state
+from goqueue.metadata.controller import (
+    OK,
+    Outcome,
+    all_partitions,
+    partition_state,
+    plan_elections,
+    reassignment_problem,
+)
 from goqueue.metadata.errors import (
     InvalidPartitionsError,
     MetadataError,
@@ -149,6 +156,54 @@ class MetadataStore:
     def raft(self) -> MetadataStateMachine | None:
         """The quorum member, for the controller and the cluster commands."""
         return self._raft
+
+    async def elect_leaders(
+        self, partitions: Sequence[tuple[str, int]] | None, *, preferred: bool
+    ) -> dict[tuple[str, int], Outcome]:
+        """ElectLeaders: elect the preferred (or, unclean, any live) replica of `partitions`
+        (None: every partition, answering only for those that needed an election)."""
+        wanted = all_partitions(self._image) if partitions is None else partitions
+        outcomes = plan_elections(self._image, wanted, preferred=preferred)
+        if partitions is None:
+            outcomes = {
+                key: outcome
+                for key, outcome in outcomes.items()
+                if outcome[0] != ErrorCode.election_not_needed
+            }
+        chosen = [list(key) for key, outcome in outcomes.items() if outcome == OK]
+        if chosen:
+            election = "preferred" if preferred else "unclean"
+            await self._command(
+                {"type": "elect_leaders", "election": election, "partitions": chosen}
+            )
+        return outcomes
+
+    async def reassign_partitions(
+        self,
+        changes: Sequence[tuple[str, int, tuple[int, ...] | None]],
+        *,
+        allow_replication_factor_change: bool = True,
+    ) -> dict[tuple[str, int], Outcome]:
+        """AlterPartitionReassignments: start moving partitions to new replicas (None
+        cancels); the move completes when every new replica has joined the ISR."""
+        outcomes = {
+            (topic, index): reassignment_problem(
+                self._image,
+                topic,
+                index,
+                replicas,
+                allow_replication_factor_change=allow_replication_factor_change,
+            )
+            for topic, index, replicas in changes
+        }
+        accepted = [
+            [topic, index, None if replicas is None else list(replicas)]
+            for topic, index, replicas in changes
+            if outcomes[(topic, index)] == OK
+        ]
+        if accepted:
+            await self._command({"type": "reassign_partitions", "partitions": accepted})
+        return outcomes
 
     async def transfer_leadership(self, timeout: float) -> None:
         """If this node leads the quorum and has fellow voters, hand the leadership to one,

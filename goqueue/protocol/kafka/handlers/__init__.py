@@ -3,6 +3,7 @@
 from goqueue.protocol.kafka.api import Api
 from goqueue.protocol.kafka.handlers import (
     alter_configs,
+    alter_partition_reassignments,
     api_versions,
     consumer_group_describe,
     consumer_group_heartbeat,
@@ -14,6 +15,7 @@ from goqueue.protocol.kafka.handlers import (
     describe_cluster,
     describe_configs,
     describe_groups,
+    elect_leaders,
     fetch,
     find_coordinator,
     heartbeat,
@@ -23,6 +25,7 @@ from goqueue.protocol.kafka.handlers import (
     leave_group,
     list_groups,
     list_offsets,
+    list_partition_reassignments,
     metadata,
     offset_commit,
     offset_delete,
@@ -54,6 +57,9 @@ APIS: dict[int, Api] = {
         incremental_alter_configs,
         create_partitions,
         delete_records,
+        elect_leaders,
+        alter_partition_reassignments,
+        list_partition_reassignments,
         init_producer_id,
         offset_commit,
         offset_fetch,
