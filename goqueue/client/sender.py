@@ -322,6 +322,13 @@ class Sender:
         within_time = now < batch.created + self.config.delivery_timeout
         retries_left = self.config.retries is None or batch.attempts < self.config.retries
         if retriable and within_time and retries_left:
+            logger.warning(
+                "%s-%d: retrying %d record(s) (attempt %d): %s",
+                *batch.tp,
+                len(batch.records),
+                batch.attempts + 1,
+                error,
+            )
             batch.attempts += 1
             batch.retry_at = now + self._backoff(batch.attempts)
             self.accumulator.requeue(batch)
