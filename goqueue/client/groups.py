@@ -481,13 +481,7 @@ async def delete_offsets(
 ) -> None:
     """Forget a group's committed offsets of some partitions (OffsetDelete); the broker refuses
     with GROUP_SUBSCRIBED_TO_TOPIC while a member consumes one of their topics."""
-    by_topic: dict[str, list[dict[str, int]]] = {}
-    for tp in sorted(set(partitions)):
-        by_topic.setdefault(tp.topic, []).append({"partition_index": tp.partition})
-    request = {
-        "group_id": group_id,
-        "topics": [{"name": name, "partitions": parts} for name, parts in by_topic.items()],
-    }
+    request = offset_delete_request(group_id, partitions)
 
     async def call(connection: Connection) -> None:
         response = await connection.request(OFFSET_DELETE, request, timeout=cluster.request_timeout)
@@ -500,6 +494,16 @@ async def delete_offsets(
                     raise _group_error(p.error_code, group_id, where)
 
     await with_coordinator(cluster, group_id, call)
+
+
+def offset_delete_request(group_id: str, partitions: Iterable[TopicPartition]) -> Fields:
+    by_topic: dict[str, list[dict[str, int]]] = {}
+    for tp in sorted(set(partitions)):
+        by_topic.setdefault(tp.topic, []).append({"partition_index": tp.partition})
+    return {
+        "group_id": group_id,
+        "topics": [{"name": name, "partitions": parts} for name, parts in by_topic.items()],
+    }
 
 
 async def lag(
