@@ -203,6 +203,8 @@ class SyncClient(Generic[C]):
 
     def __getattr__(self, name: str) -> Any:
         """Every other attribute of the async client, made blocking (see the module doc)."""
+        if name == "aio":
+            raise AttributeError(name)  # not created (the constructor failed): no recursion
         value = getattr(self.aio, name)
         if callable(value):
             return functools.wraps(value)(functools.partial(_call, value))
@@ -282,6 +284,7 @@ class Admin(SyncClient[_admin.Admin]):
     delete_group_offsets = blocking(_admin.Admin.delete_group_offsets)
     reset_group_offsets = blocking(_admin.Admin.reset_group_offsets)
     group_lag = blocking(_admin.Admin.group_lag)
+    cancel_delayed = blocking(_admin.Admin.cancel_delayed)
 
 
 class Consumer(SyncClient[_consumer.Consumer]):

@@ -18,6 +18,8 @@ class FakeAsync:
     """An async client: records the threads and loop it runs on."""
 
     def __init__(self, name: str) -> None:
+        if not name:
+            raise ValueError("a name is needed")
         self.name = name
         self.created_on = threading.current_thread()
         self.events: list[str] = []
@@ -120,3 +122,11 @@ def test_a_blocking_call_from_the_loop_thread_is_refused_not_deadlocked() -> Non
 
     with pytest.raises(RuntimeError, match="would wait for itself"):
         run(from_loop())
+
+
+def test_a_failing_constructor_raises_its_error() -> None:
+    with pytest.raises(ValueError, match="a name is needed"):
+        Fake("")
+    half_built = Fake.__new__(Fake)
+    with pytest.raises(AttributeError):
+        half_built.add(1)
