@@ -13,6 +13,7 @@ from kafka import KafkaConsumer
 
 from goqueue.client import (
     Admin,
+    Consumer,
     GroupSubscribedToTopicError,
     InvalidConfigError,
     InvalidPartitionsError,
@@ -237,5 +238,34 @@ def test_an_active_group_is_described_and_protected(
             await admin.delete_groups([group])
         with pytest.raises(GroupSubscribedToTopicError):
             await admin.delete_group_offsets(group, [tp])
+
+    admin_run(group_broker, scenario)
+
+
+def test_a_kip_848_group_of_sdk_consumers_is_listed_and_described(
+    group_broker: BrokerProcess,
+) -> None:
+    name = unique_topic("sdk-848")
+    group = unique_group("sdk-848")
+    admin_run(group_broker, lambda admin: admin.create_topic(name, 2))
+
+    async def scenario(admin: Admin) -> None:
+        async with Consumer(
+            group_broker.bootstrap, group_id=group, topics=[name], group_protocol="consumer"
+        ) as consumer:
+            deadline = asyncio.get_running_loop().time() + 30
+            while len(consumer.assignment()) < 2:
+                assert asyncio.get_running_loop().time() < deadline, "no assignment in 30 s"
+                await consumer.getmany(timeout_ms=100)
+            listed = await admin.list_groups(types=["consumer"])
+            assert (group, "consumer") in [(g.group_id, g.group_type) for g in listed]
+            described = await admin.describe_group(group)
+            assert (described.group_type, described.state) == ("consumer", "Stable")
+            (owner,) = described.members
+            assert set(owner.partitions) == {TopicPartition(name, 0), TopicPartition(name, 1)}
+            assert {(lag.topic, lag.partition) for lag in await admin.group_lag(group)} == {
+                (name, 0),
+                (name, 1),
+            }
 
     admin_run(group_broker, scenario)
