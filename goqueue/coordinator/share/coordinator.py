@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -30,6 +30,7 @@ from goqueue.config.catalog import GROUP_CATALOG, InvalidConfigError, validate_g
 from goqueue.config.dynamic import AlterOp, DescribedConfig, OpType, check_ops
 from goqueue.coordinator.group.coordinator import ImageTopics
 from goqueue.coordinator.group.lag import record_timestamp_at
+from goqueue.coordinator.group.messages import ListedGroup
 from goqueue.coordinator.runtime import CoordinatorRuntime, Result, Timer
 from goqueue.coordinator.share.config import describe_group_configs
 from goqueue.coordinator.share.dead_letter import dead_letter_batch, message_group
@@ -55,6 +56,7 @@ INITIAL_EPOCH = 0
 FINAL_EPOCH = -1
 DLQ_RETRY_S = 1.0
 TTL_CONFIG = "goqueue.message.ttl.ms"
+SHARE_TYPE = "share"
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
@@ -490,8 +492,20 @@ class ShareCoordinator:
         except BrokerError as exc:
             return ShareGroupDescription(group_id, exc.error_code)
 
-    async def list_groups(self) -> tuple[ErrorCode, list[tuple[str, str]]]:
-        listed = [g for _, shard in self.runtime.active_shards() for g in shard.list_groups()]
+    async def list_groups(
+        self, states: Collection[str] = (), types: Collection[str] = ()
+    ) -> tuple[ErrorCode, list[ListedGroup]]:
+        """Share groups of every loaded shard whose state and type (`share`) are among those
+        asked (case-insensitive; empty: all); COORDINATOR_LOAD_IN_PROGRESS while some load."""
+        wanted_states = {state.lower() for state in states}
+        if types and SHARE_TYPE not in {group_type.lower() for group_type in types}:
+            return ErrorCode.none, []
+        listed = [
+            ListedGroup(group_id, SHARE_TYPE, state, SHARE_TYPE)
+            for _, shard in self.runtime.active_shards()
+            for group_id, state in shard.list_groups()
+            if not wanted_states or state.lower() in wanted_states
+        ]
         error = ErrorCode.coordinator_load_in_progress if self.runtime.loading() else ErrorCode.none
         return error, listed
 

@@ -21,7 +21,10 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
     result_type = nested(response, "DeletableGroupResult")
     names = list(dict.fromkeys(request.groups_names))
     valid = [name for name in names if name]
-    errors = await context.broker.groups.delete_groups(valid)
+    shares = [name for name in valid if context.broker.shares.is_share_group(name)]
+    errors = await context.broker.groups.delete_groups([n for n in valid if n not in shares])
+    for name in shares:
+        errors[name] = await context.broker.shares.delete_group(name)
     errors.update(dict.fromkeys((n for n in names if not n), ErrorCode.invalid_group_id))
     for name, error in errors.items():
         if error == ErrorCode.none:

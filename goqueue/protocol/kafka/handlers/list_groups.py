@@ -16,9 +16,11 @@ API_KEY = 16
 async def handle(context: RequestContext, request: Any) -> ResponsePayload:
     response = response_type(API_KEY, context.header.api_version)
     listed_type = nested(response, "ListedGroup")
-    error, groups = await context.broker.groups.list_groups(
-        getattr(request, "states_filter", ()), getattr(request, "types_filter", ())
-    )
+    states, types = getattr(request, "states_filter", ()), getattr(request, "types_filter", ())
+    error, groups = await context.broker.groups.list_groups(states, types)
+    share_error, shares = await context.broker.shares.list_groups(states, types)
+    groups += shares
+    error = error or share_error
     return build(
         response,
         throttle_time=NO_THROTTLE,
