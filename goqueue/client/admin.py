@@ -31,6 +31,7 @@ from goqueue.client.configs import (
     incremental_alter_configs_request,
 )
 from goqueue.client.connection import DEFAULT_REQUEST_TIMEOUT, Connection
+from goqueue.client.delayed import cancel_record, topic_of
 from goqueue.client.errors import KafkaError, error_for, raise_for, topic_error
 from goqueue.client.groups import (
     Committed,
@@ -41,6 +42,7 @@ from goqueue.client.groups import (
 )
 from goqueue.client.metadata import BrokerAddress, TopicMetadata, TopicPartition
 from goqueue.client.offsets import OffsetAndTimestamp, list_offsets
+from goqueue.client.producer import produce
 from goqueue.client.protocol import Fields
 from goqueue.coordinator.group.lag import PartitionLag
 
@@ -435,6 +437,16 @@ class Admin:
         group = await self.describe_group(group_id)
         committed = await self.list_group_offsets(group_id)
         return await groups.lag(self.cluster, group, committed)
+
+    async def cancel_delayed(self, schedule_id: str, topic: str | None = None) -> None:
+        """Cancel a pending delayed message: it will never be delivered. The topic is read
+        from the id when it has the SDK's or the broker's form, else it must be given. Raises
+        `InvalidRecordError`, with the broker's reason, when no message with this id is
+        pending (delivered, cancelled, never parked) or it is being delivered right now."""
+        name = topic or topic_of(schedule_id)
+        if name is None:
+            raise ValueError(f"say which topic the delayed message {schedule_id!r} is for")
+        await produce(self.cluster, {TopicPartition(name, 0): [cancel_record(schedule_id)]})
 
     async def _connection_for(self, resource: ConfigResource) -> Connection:
         """A broker's own settings are only known to that broker; the rest to any of them."""

@@ -3,6 +3,8 @@
 """
 
 import asyncio
+import dataclasses
+import datetime
 import logging
 import time
 from collections import defaultdict, deque
@@ -13,6 +15,7 @@ from typing import Literal
 
 from goqueue.client.accumulator import MemoryPool, RecordAccumulator
 from goqueue.client.cluster import DEFAULT_BOOTSTRAP, Cluster
+from goqueue.client.delayed import delay_headers
 from goqueue.client.errors import (
     ClientError,
     KafkaTimeoutError,
@@ -196,14 +199,29 @@ class Producer:
         headers: Headers | None = None,
         partition: int | None = None,
         timestamp: int | None = None,
+        *,
+        delay: datetime.timedelta | None = None,
+        deliver_at: datetime.datetime | None = None,
     ) -> RecordMetadata:
         """Send one record and wait for the broker's acknowledgement: where it landed.
 
         `timestamp` is in milliseconds since the epoch (default: now). Raises the
         `KafkaError` the broker answered, or `KafkaTimeoutError`.
+
+        `delay` or `deliver_at` ask for delayed delivery (on a topic with
+        `goqueue.delayed.enabled=true`): the broker parks the record and appends it to the
+        topic when due. The metadata's `schedule_id` names it (for `Admin.cancel_delayed`) and
+        its offset is where the broker parked it, not yet an offset of the topic.
         """
+        schedule_id = None
+        if delay is not None or deliver_at is not None:
+            timing, schedule_id = delay_headers(topic, delay, deliver_at)
+            headers = [*_headers(headers), *timing]
         future = await self.enqueue(topic, value, key, headers, partition, timestamp)
-        return await asyncio.shield(future)
+        metadata = await asyncio.shield(future)
+        if schedule_id is None:
+            return metadata
+        return dataclasses.replace(metadata, schedule_id=schedule_id)
 
     async def enqueue(
         self,

@@ -285,6 +285,7 @@ class Admin(SyncClient[_admin.Admin]):
     reset_group_offsets = blocking(_admin.Admin.reset_group_offsets)
     group_lag = blocking(_admin.Admin.group_lag)
     cancel_delayed = blocking(_admin.Admin.cancel_delayed)
+    cancel_delayed = blocking(_admin.Admin.cancel_delayed)
 
 
 class Consumer(SyncClient[_consumer.Consumer]):
