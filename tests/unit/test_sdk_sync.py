@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import threading
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
+from typing import Any
 
 import pytest
 
+from goqueue.client import admin, consumer, producer, sync
 from goqueue.client.errors import NotCoordinatorError
 from goqueue.client.sync import SyncClient, blocking, iterate, run
 
@@ -130,3 +133,27 @@ def test_a_failing_constructor_raises_its_error() -> None:
     half_built = Fake.__new__(Fake)
     with pytest.raises(AttributeError):
         half_built.add(1)
+
+
+@pytest.mark.parametrize(
+    ("sync_type", "async_type"),
+    [
+        (sync.Admin, admin.Admin),
+        (sync.Producer, producer.Producer),
+        (sync.Consumer, consumer.Consumer),
+    ],
+    ids=["Admin", "Producer", "Consumer"],
+)
+def test_every_public_method_of_the_async_client_is_declared_typed(
+    sync_type: type[SyncClient[Any]], async_type: type[Any]
+) -> None:
+    """Undeclared methods still work through the proxy, but without a signature: declare each
+    one in `goqueue.client.sync` (`name = blocking(AsyncClass.name)`, or `on_loop` for a
+    plain method)."""
+    public = [
+        name
+        for name, value in inspect.getmembers(async_type, inspect.isfunction)
+        if not name.startswith("_")
+    ]
+    declared = {name for klass in sync_type.__mro__ for name in vars(klass)}
+    assert [name for name in public if name not in declared] == []
