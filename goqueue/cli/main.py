@@ -2,7 +2,19 @@
 
 import typer
 
-from goqueue.cli import config, consume, delayed, dlq, group, log, produce, serve, status, topic
+from goqueue.cli import (
+    cluster,
+    config,
+    consume,
+    delayed,
+    dlq,
+    group,
+    log,
+    produce,
+    serve,
+    status,
+    topic,
+)
 
 app = typer.Typer(
     name="goqueue",
@@ -14,6 +26,7 @@ app.command("serve")(serve.serve)
 app.command("status")(status.status)
 app.add_typer(topic.app, name="topic")
 app.add_typer(config.app, name="config")
+app.add_typer(cluster.app, name="cluster")
 app.add_typer(group.app, name="group")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(delayed.app, name="delayed")

@@ -152,6 +152,10 @@ class MetadataStore:
                 return node
         return self._image.controller_id if address is not None else -1
 
+    def is_controller(self) -> bool:
+        """Whether this node leads the metadata quorum now."""
+        return self._raft is not None and self._raft.is_leader()
+
     @property
     def raft(self) -> MetadataStateMachine | None:
         """The quorum member, for the controller and the cluster commands."""

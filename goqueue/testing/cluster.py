@@ -32,13 +32,14 @@ class ClusterProcess:
         size: int = 3,
         *extra_args: str,
         env: dict[str, str] | None = None,
+        timings: dict[str, str] = TEST_TIMINGS,
     ) -> None:
         self.base_dir = base_dir
         base_dir.mkdir(parents=True, exist_ok=True)
         self.secret_file = base_dir / "cluster-secret"
         self.secret_file.write_text(secrets.token_urlsafe(32))
         self.extra_args = extra_args
-        self.env = {**TEST_TIMINGS, **(env or {})}
+        self.env = {**timings, **(env or {})}
         self.nodes: dict[int, BrokerProcess] = {
             node_id: BrokerProcess(base_dir / f"node-{node_id}", env=self.env)
             for node_id in range(1, size + 1)

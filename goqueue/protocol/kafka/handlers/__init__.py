@@ -32,6 +32,7 @@ from goqueue.protocol.kafka.handlers import (
     offset_fetch,
     offset_for_leader_epoch,
     produce,
+    raft_voters,
     sasl_handshake,
     share_acknowledge,
     share_fetch,
@@ -81,3 +82,4 @@ APIS: dict[int, Api] = {
         share_acknowledge,
     )
 }
+APIS.update((api.key, api) for api in raft_voters.APIS)

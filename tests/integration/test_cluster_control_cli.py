@@ -1,0 +1,125 @@
+"""`goqueue cluster status|elect-leaders|reassign|add-node|remove-node` against a 3-node
+loopback cluster: their effect on the cluster, their output and their refusals."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from client_compat import unique_topic
+from confluent_kafka.admin import AdminClient, NewTopic
+from typer.testing import CliRunner
+
+from goqueue.cli.main import app
+from goqueue.testing.cluster import ClusterProcess, wait_until
+
+RUNNER = CliRunner()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ClusterProcess]:
+    with ClusterProcess(tmp_path / "cluster", 3) as running:
+        yield running
+
+
+def cli(cluster: ClusterProcess, *args: str, code: int = 0) -> str:
+    """Run `goqueue cluster ARGS` against the running nodes; its output and errors."""
+    servers = ",".join(node.bootstrap for _, node in cluster.running())
+    result = RUNNER.invoke(app, ["cluster", *args, "--bootstrap", servers])
+    assert result.exit_code == code, f"{args}: {result.exit_code}\n{result.stdout}{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def admin(cluster: ClusterProcess) -> AdminClient:
+    servers = ",".join(node.bootstrap for _, node in cluster.running())
+    return AdminClient({"bootstrap.servers": servers})
+
+
+def topic_with(cluster: ClusterProcess, partitions: int, replicas: int) -> str:
+    name = unique_topic("cli")
+    client = admin(cluster)
+    for future in client.create_topics([NewTopic(name, partitions, replicas)]).values():
+        future.result(timeout=30)
+    return name
+
+
+def leaders(cluster: ClusterProcess, topic: str) -> dict[int, int]:
+    partitions = admin(cluster).list_topics(topic, timeout=10).topics[topic].partitions
+    return {index: p.leader for index, p in partitions.items()}
+
+
+def test_status_lists_brokers_with_the_controller(cluster: ClusterProcess) -> None:
+    topic_with(cluster, 3, 3)
+    output = cli(cluster, "status")
+    assert "controller" in output
+    for node in (1, 2, 3):
+        assert f"127.0.0.1:{cluster.nodes[node].port}" in output
+    assert "Offline partitions: 0" in output
+
+
+def test_reordering_replicas_then_electing_leaders_moves_leadership_to_the_new_preferred(
+    cluster: ClusterProcess,
+) -> None:
+    topic = topic_with(cluster, 1, 3)
+    first, second, third = replicas_of(cluster, topic)
+    reordered = f"{second},{first},{third}"
+    cli(cluster, "reassign", "--topic", topic, "--partition", "0", "--replicas", reordered)
+    assert replicas_of(cluster, topic) == [second, first, third]
+    assert leaders(cluster, topic) == {0: first}, "a reorder alone keeps the leader"
+    output = cli(cluster, "elect-leaders", "--topic", topic)
+    assert f"{topic}-0: elected" in output
+    assert leaders(cluster, topic) == {0: second}
+    again = cli(cluster, "elect-leaders", "--topic", topic, "--partition", "0")
+    assert "ELECTION_NOT_NEEDED" in again
+
+
+def replicas_of(cluster: ClusterProcess, topic: str) -> list[int]:
+    client = admin(cluster)
+    return list(client.list_topics(topic, timeout=10).topics[topic].partitions[0].replicas)
+
+
+def test_reassign_drops_a_replica_and_refuses_bad_requests(cluster: ClusterProcess) -> None:
+    topic = topic_with(cluster, 1, 3)
+    kept = replicas_of(cluster, topic)[:2]
+    output = cli(
+        cluster,
+        "reassign",
+        "--topic",
+        topic,
+        "--partition",
+        "0",
+        "--replicas",
+        ",".join(map(str, kept)),
+        "--wait",
+    )
+    assert "reassignment complete" in output
+    now = admin(cluster).list_topics(topic, timeout=10).topics[topic].partitions[0]
+    assert (now.replicas, now.leader) == (kept, kept[0])
+    refused = cli(
+        cluster, "reassign", "--topic", topic, "--partition", "0", "--replicas", "1,9", code=1
+    )
+    assert "INVALID_REPLICA_ASSIGNMENT" in refused and "no such broker" in refused
+    cancel = cli(cluster, "reassign", "--topic", topic, "--partition", "0", "--cancel", code=1)
+    assert "NO_REASSIGNMENT_IN_PROGRESS" in cancel
+
+
+def test_a_voter_is_added_and_removed_on_the_running_cluster(cluster: ClusterProcess) -> None:
+    newcomer = cluster.new_node(4, voter=True)
+    started = threading.Thread(target=newcomer.start)
+    started.start()
+    try:
+        cli(cluster, "add-node", f"4@127.0.0.1:{newcomer.raft_port}")
+        started.join(30)
+        assert newcomer.is_running()
+        wait_until(lambda: 4 in admin(cluster).list_topics(timeout=10).brokers, 10, "broker 4")
+        output = cli(cluster, "remove-node", "4")
+        assert "no longer a voter" in output
+        newcomer.stop()
+        wait_until(lambda: 4 not in admin(cluster).list_topics(timeout=10).brokers, 10, "4 fenced")
+        assert "broker 4 unregistered" in cli(cluster, "remove-node", "4")
+        assert f"127.0.0.1:{newcomer.port}" not in cli(cluster, "status")
+    finally:
+        started.join(30)
+        newcomer.stop()
