@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from goqueue.broker.broker import Broker
-from goqueue.http import admin, delayed, groups, health, metrics
+from goqueue.http import admin, delayed, groups, health, metrics, share_groups
 from goqueue.observability.health import Readiness
 from goqueue.observability.lag import LagReader
 from goqueue.observability.metrics import BrokerMetrics, package_version
@@ -33,6 +33,7 @@ def create_app(node: Node, lag_reader: LagReader | None = None) -> FastAPI:
     app.include_router(metrics.router(node.metrics))
     app.include_router(admin.router(node.broker, node.readiness), prefix="/api/v1")
     app.include_router(delayed.router(node.broker.scheduler), prefix="/api/v1")
+    app.include_router(share_groups.router(node.broker.shares), prefix="/api/v1")
     if lag_reader is not None:
         groups.add_group_routes(app, lag_reader)
     return app

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from client_compat import wait_for
 from confluent_kafka import AcknowledgeType, Message, ShareConsumer
@@ -349,3 +350,38 @@ def _listed(bootstrap: str, group: str) -> Any:
 def _delete(bootstrap: str, group: str) -> ErrorCode:
     response = asyncio.run(_request(bootstrap, DELETE_GROUPS, {"groups_names": [group]}))
     return ErrorCode(response.results[0].error_code)
+
+
+def test_counts_by_state_over_http_and_in_metrics(
+    share_broker: BrokerProcess, consumers: list[ShareConsumer]
+) -> None:
+    bootstrap = share_broker.bootstrap
+    topic = new_topic(bootstrap, "visible")
+    group = share_group(bootstrap, "visible", {"share.record.lock.duration.ms": "60000"})
+    produce(bootstrap, topic, [b"%d" % i for i in range(6)])
+    consumer = share_consumer(bootstrap, group, topic, explicit=True)
+    consumers.append(consumer)
+    held = poll_until(consumer, lambda got: len(got) >= 6, "six records")
+    consumer.acknowledge(held[0], AcknowledgeType.ACCEPT)
+    consumer.acknowledge(held[1], AcknowledgeType.REJECT)
+    consumer.commit_sync()
+    base = f"http://127.0.0.1:{share_broker.http_port}"
+
+    def settled() -> dict[str, Any] | None:
+        body = httpx.get(f"{base}/api/v1/share-groups/{group}", timeout=10).json()
+        return body if body["dead_lettered"] == 1 else None
+
+    body = wait_for(settled, "the dead letter to be counted")
+    assert (body["state"], body["members"], body["dlq_topic"]) == ("Stable", 1, f"{group}.dlq")
+    assert (body["acquired"], body["in_flight"], body["acknowledged"]) == (4, 4, 1)
+    assert body["available"] == 0 and body["archived"] == 1
+    assert body["oldest_unacknowledged_age_ms"] >= 0
+    [partition] = body["partitions"]
+    assert (partition["start_offset"], partition["end_offset"]) == (2, 6)
+    assert group in httpx.get(f"{base}/api/v1/share-groups", timeout=10).json()
+    assert httpx.get(f"{base}/api/v1/share-groups/nope", timeout=10).status_code == 404
+    metrics = httpx.get(f"{base}/metrics", timeout=10).text
+    labels = f'group="{group}",partition="0",state="acquired",topic="{topic}"'
+    assert f"goqueue_share_group_records{{{labels}}} 4.0" in metrics
+    assert f'goqueue_share_group_in_flight_records{{group="{group}"}} 4.0' in metrics
+    assert f'goqueue_share_group_members{{group="{group}"}} 1.0' in metrics

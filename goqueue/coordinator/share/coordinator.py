@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -44,6 +44,7 @@ from goqueue.coordinator.share.messages import (
 from goqueue.coordinator.share.partition import AckBatch, AckType, Acquired, Candidate
 from goqueue.coordinator.share.shard import ShareShard
 from goqueue.log.errors import OffsetOutOfRangeError
+from goqueue.observability.share_groups import ShareGroupCollector
 from goqueue.records.batch import iter_batches
 from goqueue.records.reader import ConsumedRecord, batch_records
 
@@ -120,6 +121,7 @@ class ShareCoordinator:
         self._sessions: dict[tuple[str, str], ShareSession] = {}
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._dead_lettering: dict[tuple[str, TopicPartition], asyncio.Task[None]] = {}
+        broker.metrics.register(ShareGroupCollector(self.all_stats))
 
     def _new_shard(self, index: int, timer: Timer) -> ShareShard:
         return ShareShard(
@@ -345,7 +347,7 @@ class ShareCoordinator:
         )
         ttl_ms = int(self._broker.image.topics[name].configs.get(TTL_CONFIG, "0") or 0)
         now_ms = int(time.time() * 1000)
-        candidates = [
+        candidates = (
             Candidate(
                 record.offset,
                 record.timestamp_ms,
@@ -354,7 +356,7 @@ class ShareCoordinator:
             )
             for record in _records(data)
             if start <= record.offset < high_watermark
-        ]
+        )
         acquired = await self.runtime.write(
             index,
             lambda s: s.acquire(
@@ -509,6 +511,10 @@ class ShareCoordinator:
         error = ErrorCode.coordinator_load_in_progress if self.runtime.loading() else ErrorCode.none
         return error, listed
 
+    def all_stats(self) -> list[ShareGroupStats]:
+        """Every loaded share group's counts, from memory (for metrics)."""
+        return [stats for _, shard in self.runtime.active_shards() for stats in shard.all_stats()]
+
     async def stats(self, group_id: str) -> ShareGroupStats | None:
         """Counts of a share group by state, and the age of its oldest unacknowledged record
         (the record at the lowest start offset of its share partitions)."""
@@ -591,13 +597,11 @@ class ShareCoordinator:
         return await self.runtime.read(self.partition_for(group_id), query)
 
 
-def _records(data: bytes) -> list[ConsumedRecord]:
-    return [
-        record
-        for header, batch in iter_batches(data)
-        if not header.is_control
-        for record in batch_records(header, batch)
-    ]
+def _records(data: bytes) -> Iterator[ConsumedRecord]:
+    """The records of stored batches, decoded only as far as the caller reads."""
+    for header, batch in iter_batches(data):
+        if not header.is_control:
+            yield from batch_records(header, batch)
 
 
 def _covering(data: bytes, acquired: Sequence[Acquired]) -> bytes:

@@ -87,7 +87,11 @@ class ShareGroupStats:
     members: int
     partitions: tuple[PartitionStats, ...] = ()
     oldest_unacknowledged_age_ms: int | None = None
+    """Age of the oldest record not yet acknowledged: read from the log by
+    `ShareCoordinator.stats` (so it covers records the group has not read yet); from the
+    records in flight only in the shard's in-memory view that metrics use."""
     dlq_topic: str = ""
 
     def total(self, name: str) -> int:
+        """A count (a PartitionStats field or `in_flight`) summed over the partitions."""
         return sum(int(getattr(p, name)) for p in self.partitions)

@@ -96,6 +96,8 @@ class Entry:
     message_group: bytes | None = UNKNOWN_GROUP
     reason: str | None = None
     """Why a DEAD_LETTERING record goes to the dead-letter topic."""
+    timestamp_ms: int | None = None
+    """The record's timestamp, once read from the log (not persisted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,13 @@ class SharePartition:
             if e.state is state and (now_ms is None or e.ready_at_ms <= now_ms)
         )
 
+    def oldest_timestamp_ms(self) -> int | None:
+        """The earliest timestamp among the window's records read since the broker started."""
+        return min(
+            (e.timestamp_ms for e in self.entries.values() if e.timestamp_ms is not None),
+            default=None,
+        )
+
     def held_by(self, member_id: str) -> list[int]:
         return sorted(
             offset
@@ -213,7 +222,8 @@ class SharePartition:
         max_records: int,
         log_start_offset: int = 0,
     ) -> list[Acquired]:
-        """Acquire up to `max_records` of the candidates (in offset order) for a member.
+        """Acquire up to `max_records` of the candidates (in offset order; a lazy iterable is
+        read only as far as needed) for a member.
 
         New records join the window while it spans fewer than `max_record_locks` offsets.
         Expired records and records past the delivery limit go to the dead-letter step
@@ -223,7 +233,7 @@ class SharePartition:
         self.skip_to(log_start_offset)
         busy = self._busy_groups(limits.fifo, now_ms)
         acquired: list[int] = []
-        for candidate in sorted(candidates, key=lambda c: c.offset):
+        for candidate in candidates:
             if len(acquired) >= max_records:
                 break
             entry = self._entry_for(candidate, limits)
@@ -233,6 +243,7 @@ class SharePartition:
                 continue
             if entry.message_group is UNKNOWN_GROUP:
                 entry.message_group = candidate.message_group
+                entry.timestamp_ms = candidate.timestamp_ms
             group = entry.message_group
             blocked = limits.fifo and group != NO_GROUP and group in busy
             if not blocked and entry.state is RecordState.AVAILABLE and entry.ready_at_ms <= now_ms:

@@ -396,7 +396,7 @@ class ShareShard:
         group_id: str,
         member_id: str,
         tp: TopicPartition,
-        candidates: Sequence[Candidate],
+        candidates: Iterable[Candidate],
         max_records: int,
         log_start_offset: int,
     ) -> Result[list[Acquired]]:
@@ -598,13 +598,21 @@ class ShareShard:
                     dead_lettered=totals.dead_lettered,
                 )
             )
+        oldest = min(
+            (t for p in group.partitions.values() if (t := p.oldest_timestamp_ms()) is not None),
+            default=None,
+        )
         return ShareGroupStats(
             group_id,
             group.state,
             len(group.members),
             tuple(partitions),
-            dlq_topic=self.config(group_id).dlq_topic,
+            None if oldest is None else max(now_ms - oldest, 0),
+            self.config(group_id).dlq_topic,
         )
+
+    def all_stats(self) -> list[ShareGroupStats]:
+        return [s for group_id in self.groups if (s := self.stats(group_id)) is not None]
 
     def delete_group(self, group_id: str) -> Result[ErrorCode]:
         """DeleteGroups: a share group without members loses its state."""
