@@ -91,6 +91,22 @@ class ProducerBatch:
     producer_epoch: int = NO_EPOCH
     encoded: bytes | None = None
     last_error: ClientError | None = None
+    settled: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    """Resolved when every record of the batch is delivered or failed, or when the batch is
+    split (then its `parts` carry on): what `flush` waits for, one future per batch."""
+    parts: tuple["ProducerBatch", ...] = ()
+
+    async def wait_settled(self) -> None:
+        await self.settled
+        for part in self.parts:
+            await part.wait_settled()
+
+    def mark_settled(self, parts: tuple["ProducerBatch", ...] = ()) -> None:
+        self.parts = parts
+        if not self.settled.done():
+            self.settled.set_result(None)
 
     def add(self, record: NewRecord, size: int, future: asyncio.Future[RecordMetadata]) -> None:
         self.records.append(record)

@@ -268,14 +268,14 @@ class Producer:
 
     async def flush(self) -> None:
         """Send every record buffered so far now and wait until each is delivered or failed."""
-        futures = [f for batch in self._accumulator.incomplete for f in batch.futures]
-        pending = [f for f in futures if not f.done()]
-        if not pending:
+        batches = list(self._accumulator.incomplete)
+        if not batches:
             return
         self._sender.hurry += 1
         self._sender.wake()
         try:
-            await asyncio.wait(pending)
+            for batch in batches:
+                await batch.wait_settled()
         finally:
             self._sender.hurry -= 1
 

@@ -339,6 +339,7 @@ class Sender:
             self._give_up(batch, error)
 
     def _replace(self, batch: ProducerBatch, *parts: ProducerBatch) -> None:
+        batch.mark_settled(parts)
         self.accumulator.done(batch)
         self.accumulator.incomplete.update(parts)
         self.accumulator.requeue(*parts)
@@ -359,6 +360,7 @@ class Sender:
         self._settled(batch)
 
     def _settled(self, batch: ProducerBatch) -> None:
+        batch.mark_settled()
         self.accumulator.done(batch)
         self.pool.release(batch.size)
 
