@@ -206,6 +206,7 @@ class FakeKafka:
         """(producer id, base sequence, record count) of every batch received."""
         self.producer_ids = 0
         self.metadata_requests = 0
+        self.answer_produce = True
 
     def handle(self, header: Any, request: Any) -> Any:
         key, version = header.request_api_key, header.request_api_version
@@ -227,6 +228,8 @@ class FakeKafka:
                 },
             )
         assert key == 0
+        if not self.answer_produce:
+            return None
         return build_entity(response, {"responses": [self._produce(t) for t in request.topic_data]})
 
     def _metadata(self) -> dict[str, Any]:
@@ -359,3 +362,18 @@ def test_a_closed_producer_takes_no_more_records(kafka: FakeKafka) -> None:
             await producer.send("orders", b"closed")
 
     run(scenario())
+
+
+def test_close_with_a_timeout_fails_what_the_broker_never_answered(kafka: FakeKafka) -> None:
+    kafka.answer_produce = False
+
+    async def scenario() -> BaseException | None:
+        producer = Producer("fake:9092", linger_ms=0)
+        await producer.start()
+        future = await producer.enqueue("orders", b"unanswered")
+        await producer.close(timeout=0.05)
+        return future.exception()
+
+    error = run(scenario())
+    assert isinstance(error, ProducerClosedError)
+    assert "closed before delivery" in str(error)
