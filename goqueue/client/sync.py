@@ -21,6 +21,7 @@ import concurrent.futures
 import contextlib
 import functools
 import inspect
+import os
 import threading
 from collections.abc import (
     AsyncIterable,
@@ -57,6 +58,13 @@ class _LoopThread:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        """A forked child has no loop thread (only the forking thread survives a fork): it
+        starts its own on first use. Clients made before the fork stay with the parent."""
+        self._lock = threading.Lock()
+        self._loop = self._thread = None
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -284,7 +292,6 @@ class Admin(SyncClient[_admin.Admin]):
     delete_group_offsets = blocking(_admin.Admin.delete_group_offsets)
     reset_group_offsets = blocking(_admin.Admin.reset_group_offsets)
     group_lag = blocking(_admin.Admin.group_lag)
-    cancel_delayed = blocking(_admin.Admin.cancel_delayed)
     cancel_delayed = blocking(_admin.Admin.cancel_delayed)
 
 

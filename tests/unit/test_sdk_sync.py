@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import os
+import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
 from typing import Any
@@ -157,3 +160,18 @@ def test_every_public_method_of_the_async_client_is_declared_typed(
     ]
     declared = {name for klass in sync_type.__mro__ for name in vars(klass)}
     assert [name for name in public if name not in declared] == []
+
+
+def test_a_forked_child_gets_a_loop_thread_of_its_own() -> None:
+    assert Fake("parent").add(1) == 1
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 only if a blocking call works here too
+        os._exit(0 if Fake("child").add(2, times=2) == 4 else 1)
+    deadline = time.monotonic() + 10
+    while (waited := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child's blocking call hung")
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(waited[1]) == 0
