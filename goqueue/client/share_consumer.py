@@ -447,9 +447,7 @@ class ShareConsumer:
             task.cancel()
         self._accept_implicitly()
         self._buffer.clear()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, *self._delayed, return_exceptions=True)
+        await self._stop_tasks()
         try:
             with contextlib.suppress(ClientError):
                 await self._flush(self._pending_partitions(), final=True)
@@ -458,10 +456,22 @@ class ShareConsumer:
         finally:
             await self.cluster.close()
 
+    async def _stop_tasks(self) -> None:
+        """Stop the background tasks. They also stop by themselves once `_closed` is set:
+        Python 3.11's `wait_for` can swallow a cancellation that arrives as a response does."""
+        self._heartbeat_wake.set()
+        self._pending_added.set()
+        tasks = [*self._tasks, *self._delayed]
+        while tasks:
+            for task in tasks:
+                task.cancel()
+            _, pending = await asyncio.wait(tasks, timeout=1.0)
+            tasks = list(pending)
+
     # Heartbeats.
 
     async def _heartbeat_loop(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 await self._heartbeat()
             except asyncio.CancelledError:
@@ -485,7 +495,8 @@ class ShareConsumer:
                 raise
             self._heartbeat_wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._heartbeat_wake.wait(), self._heartbeat_interval)
+                async with asyncio.timeout(self._heartbeat_interval):
+                    await self._heartbeat_wake.wait()
 
     async def _heartbeat(self) -> None:
         joining = self.member_epoch == INITIAL_EPOCH
@@ -564,7 +575,8 @@ class ShareConsumer:
         if not assignment:
             self._assignment_changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._assignment_changed.wait(), self.max_wait_ms / 1000)
+                async with asyncio.timeout(self.max_wait_ms / 1000):
+                    await self._assignment_changed.wait()
             self._raise_fatal()
             return []
         try:
@@ -705,9 +717,11 @@ class ShareConsumer:
 
     async def _linger_loop(self) -> None:
         """Send acknowledgements no fetch has carried within `ack_linger` seconds."""
-        while True:
+        while not self._closed:
             await self._pending_added.wait()
             self._pending_added.clear()
+            if self._closed:
+                return
             await asyncio.sleep(self.ack_linger)
             cutoff = time.monotonic() - self.ack_linger
             due = [tp for tp, p in self._pending.items() if p.acks and p.since <= cutoff]
@@ -837,7 +851,8 @@ class ShareConsumer:
             response = await connection.request(
                 api_key, request, timeout=self.cluster.request_timeout + wait_s
             )
-        except (BrokerConnectionError, RequestTimedOutError):
+        except (BrokerConnectionError, RequestTimedOutError, asyncio.CancelledError):
+            # The broker may or may not have seen the request: its session epoch is unknown.
             session.restart()
             if requeue:
                 self._requeue(acks)
