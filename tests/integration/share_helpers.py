@@ -13,15 +13,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from client_compat import unique_topic
+from client_compat import unique_topic, wait_for
 
 from goqueue.client.admin import Admin
 from goqueue.client.cluster import Cluster
-from goqueue.client.errors import raise_for
+from goqueue.client.errors import UnknownTopicOrPartitionError, raise_for
 from goqueue.client.fetcher import FetchLimits, fetch
 from goqueue.client.metadata import TopicPartition
 from goqueue.client.offsets import EARLIEST, LATEST, list_offsets
 from goqueue.client.producer import Producer
+from goqueue.client.share_consumer import ShareConsumer, ShareMessage
 from goqueue.records.reader import ConsumedRecord
 from goqueue.testing.process import BrokerProcess
 
@@ -61,8 +62,43 @@ def new_topic(
     return name
 
 
-def unique_group(prefix: str) -> str:
-    return unique_topic(f"share-{prefix}")
+def share_group(bootstrap: str, prefix: str, configs: Mapping[str, str] | None = None) -> str:
+    """A new share group that reads its topics from the start (`share.auto.offset.reset`
+    earliest), with `configs` as its group configs."""
+    group = unique_topic(f"share-{prefix}")
+    set_group_configs(bootstrap, group, {"share.auto.offset.reset": "earliest", **(configs or {})})
+    return group
+
+
+def wait_records(bootstrap: str, topic: str, count: int) -> list[tuple[int, ConsumedRecord]]:
+    """Poll a topic until it holds at least `count` records; returns them."""
+
+    def poll() -> list[tuple[int, ConsumedRecord]] | None:
+        try:
+            found = read_topic(bootstrap, topic)
+        except UnknownTopicOrPartitionError:  # a dead-letter topic is created on first use
+            return None
+        return found if len(found) >= count else None
+
+    return wait_for(poll, f"{count} records in {topic}")
+
+
+async def take(
+    consumer: ShareConsumer, count: int, *, ack: bool = True, timeout: float = 20.0
+) -> list[ShareMessage]:
+    """The next `count` messages (each accepted unless `ack` is false)."""
+
+    async def run() -> list[ShareMessage]:
+        taken = []
+        async for message in consumer:
+            taken.append(message)
+            if ack:
+                await message.ack()
+            if len(taken) == count:
+                break
+        return taken
+
+    return await asyncio.wait_for(run(), timeout)
 
 
 async def send_all(
@@ -73,6 +109,7 @@ async def send_all(
     keys: Sequence[bytes | None] | None = None,
     headers: Sequence[tuple[str, bytes]] = (),
     partition: int | None = None,
+    timestamp: int | None = None,
 ) -> None:
     """Send every value (with its key) and wait until all are acknowledged."""
     async with Producer(bootstrap, linger_ms=1) as producer:
@@ -83,6 +120,7 @@ async def send_all(
                 key=None if keys is None else keys[index],
                 headers=list(headers),
                 partition=partition,
+                timestamp=timestamp,
             )
             for index, value in enumerate(values)
         ]
