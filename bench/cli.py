@@ -131,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.sdk import main as sdk
 
         return sdk(args[1:])
+    if args[:1] == ["delayed"]:
+        from bench.delayed import main as delayed
+
+        return delayed(args[1:])
     config = parse_args(args)
     config.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = default_stamp()
