@@ -207,6 +207,9 @@ class ShareCoordinator:
         return await self._session_request(params, fetching=False)
 
     async def _session_request(self, params: ShareParams, *, fetching: bool) -> ShareResult:
+        """Kafka's share session rules: epoch 0 opens a session (a member of the group, no
+        acknowledgements), -1 closes it (releasing what the member still holds there), any
+        other epoch must be the one the session expects next."""
         index = self.partition_for(params.group_id)
         try:
             shard = self.runtime.shard(index)
@@ -216,9 +219,6 @@ class ShareCoordinator:
         key = (params.group_id, params.member_id)
         session = self._sessions.get(key)
         epoch = params.session_epoch
-        member_error = shard.member_error(params.group_id, params.member_id)
-        if member_error != ErrorCode.none and (session is None or epoch == INITIAL_EPOCH):
-            return ShareResult(member_error, f"Member {params.member_id} is not in the group.")
         if epoch == INITIAL_EPOCH:
             if not fetching:
                 return ShareResult(
@@ -229,7 +229,14 @@ class ShareCoordinator:
                 return ShareResult(
                     ErrorCode.invalid_request, "A new share session cannot acknowledge."
                 )
+            member_error = shard.member_error(params.group_id, params.member_id)
+            if member_error != ErrorCode.none:
+                return ShareResult(member_error, f"Member {params.member_id} is not in the group.")
             session = self._sessions[key] = ShareSession(1, [])
+        elif epoch == FINAL_EPOCH and fetching and params.fetch:
+            return ShareResult(
+                ErrorCode.invalid_request, "A share session being closed cannot fetch."
+            )
         elif session is None:
             return ShareResult(
                 ErrorCode.share_session_not_found,
