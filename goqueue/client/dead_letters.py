@@ -21,18 +21,20 @@ from goqueue.client.metadata import TopicPartition
 from goqueue.client.offsets import EARLIEST, LATEST, list_offsets
 from goqueue.client.producer import Producer
 from goqueue.client.record_metadata import RecordMetadata
+from goqueue.coordinator.share.config import DLQ_SUFFIX
+from goqueue.coordinator.share.dead_letter import (
+    DEAD_LETTERED_AT_HEADER,
+    DELIVERY_COUNT_HEADER,
+    GROUP_HEADER,
+    HEADER_PREFIX,
+    OFFSET_HEADER,
+    PARTITION_HEADER,
+    REASON_HEADER,
+    TIMESTAMP_HEADER,
+    TOPIC_HEADER,
+)
 from goqueue.records.reader import ConsumedRecord
 
-HEADER_PREFIX = "goqueue.dlq."
-TOPIC_HEADER = HEADER_PREFIX + "original-topic"
-PARTITION_HEADER = HEADER_PREFIX + "original-partition"
-OFFSET_HEADER = HEADER_PREFIX + "original-offset"
-TIMESTAMP_HEADER = HEADER_PREFIX + "original-timestamp"
-GROUP_HEADER = HEADER_PREFIX + "group"
-DELIVERY_COUNT_HEADER = HEADER_PREFIX + "delivery-count"
-REASON_HEADER = HEADER_PREFIX + "reason"
-DEAD_LETTERED_AT_HEADER = HEADER_PREFIX + "dead-lettered-at"
-DLQ_SUFFIX = ".dlq"
 _READ = FetchLimits(max_wait_ms=0, min_bytes=0)
 
 
