@@ -8,52 +8,24 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from client_compat import DEADLINE_S, unique_topic
+from sdk_producer_support import new_topic, run, stored_batches, stored_values
 
-from goqueue.client import Admin, Cluster, Producer
+from goqueue.client import Producer
 from goqueue.client.connection import DEFAULT_REQUEST_TIMEOUT, Connection
 from goqueue.client.errors import BrokerConnectionError, KafkaTimeoutError
-from goqueue.client.fetcher import FETCH, FetchLimits, fetch_request
-from goqueue.client.metadata import TopicPartition
 from goqueue.client.produce_protocol import PRODUCE
 from goqueue.client.protocol import Fields
-from goqueue.records.reader import iter_records
 from goqueue.testing.process import BrokerProcess
 
 pytestmark = pytest.mark.integration
-T = TypeVar("T")
 
 
-def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coroutine)
-
-
-async def new_topic(bootstrap: str) -> str:
-    name = unique_topic("sdk-producer-faults")
-    async with Admin(bootstrap) as admin:
-        await admin.create_topic(name, 1)
-    return name
-
-
-async def stored_values(bootstrap: str, topic: str) -> list[bytes | None]:
-    """Every value stored in partition 0 of `topic`, in offset order."""
-    async with Cluster(bootstrap) as cluster:
-        metadata = await cluster.topic(topic)
-        connection = await cluster.connection(metadata.partitions[0].leader)
-        tp = TopicPartition(topic, 0)
-        values: list[bytes | None] = []
-        while True:
-            request = fetch_request(
-                {tp: len(values)}, {topic: metadata.topic_id}, FetchLimits(max_wait_ms=0)
-            )
-            answer = (await connection.request(FETCH, request)).responses[0].partitions[0]
-            values += [record.value for record in iter_records(answer.records or b"")]
-            if len(values) >= answer.high_watermark:
-                return values
+async def values_in(bootstrap: str, topic: str) -> list[bytes | None]:
+    return stored_values(await stored_batches(bootstrap, topic))
 
 
 def lose_produce_answers(monkeypatch: pytest.MonkeyPatch, lost: set[int]) -> None:
@@ -92,7 +64,7 @@ async def produce_with_lost_answers(bootstrap: str, idempotent: bool) -> list[by
     if idempotent:
         # Each retried batch got the offsets of its first write back, not new ones.
         assert offsets == list(range(len(VALUES)))
-    return await stored_values(bootstrap, topic)
+    return await values_in(bootstrap, topic)
 
 
 def test_lost_answers_are_retried_without_duplicates(
@@ -129,7 +101,7 @@ def test_a_broker_crash_mid_stream_loses_and_duplicates_nothing(
             await asyncio.to_thread(broker.start)
             await producer.flush()
             assert [f.result().offset for f in futures] == list(range(len(values)))
-        return await stored_values(broker.bootstrap, topic)
+        return await values_in(broker.bootstrap, topic)
 
     with caplog.at_level(logging.INFO, logger="goqueue.client.sender"):
         assert run(scenario()) == values
