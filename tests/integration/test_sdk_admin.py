@@ -13,6 +13,7 @@ from kafka import KafkaConsumer
 
 from goqueue.client import (
     Admin,
+    BrokerConnectionError,
     Consumer,
     GroupSubscribedToTopicError,
     InvalidConfigError,
@@ -269,3 +270,20 @@ def test_a_kip_848_group_of_sdk_consumers_is_listed_and_described(
             }
 
     admin_run(group_broker, scenario)
+
+
+def test_the_admin_reconnects_after_a_broker_restart(broker: BrokerProcess) -> None:
+    """A call while the broker is down fails with the connection error; once the broker is
+    back the same admin opens a new connection by itself."""
+    name = unique_topic("sdk-restart")
+
+    async def scenario(admin: Admin) -> None:
+        await admin.create_topic(name, 1)
+        broker.kill()
+        with pytest.raises(BrokerConnectionError):
+            await admin.list_topics()
+        broker.start()
+        assert name in [t.name for t in await admin.list_topics()]
+        assert (await admin.describe_cluster()).brokers[0].port == broker.port
+
+    admin_run(broker, scenario)
