@@ -66,6 +66,11 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 ROUND_LIMIT = 20_000
 """Most messages one delivery round takes: bounds the memory and loop time of a round."""
+ROUND_ID_BYTES = 2 * 1024 * 1024
+"""Most bytes of ids one round takes: its intent and tombstones must fit in one batch."""
+SCHEDULE_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+"""`max.message.bytes` of `__goqueue_schedule`: room for a round's intent and tombstones
+(ids of up to 255 bytes) and for a parked batch, which is stored uncompressed."""
 IDLE_WAIT_S = 1.0
 RETRY_WAIT_S = 1.0
 BUCKETS_DIR = "__scheduler"
@@ -102,7 +107,11 @@ class Scheduler:
             broker,
             SCHEDULE_TOPIC,
             settings.scheduler_topic_partitions,
-            {"cleanup.policy": "compact", "segment.bytes": str(settings.scheduler_segment_bytes)},
+            {
+                "cleanup.policy": "compact",
+                "segment.bytes": str(settings.scheduler_segment_bytes),
+                "max.message.bytes": str(SCHEDULE_MAX_MESSAGE_BYTES),
+            },
             self._new_shard,
         )
         self.lateness = Histogram(
@@ -289,7 +298,7 @@ class Scheduler:
             await asyncio.to_thread(store.remove, window)
             logger.debug("schedule shard %d: admitted %d messages", index, len(frames))
             return True
-        due = shard.take_due(now_ms, ROUND_LIMIT)
+        due = shard.take_due(now_ms, ROUND_LIMIT, ROUND_ID_BYTES)
         if not due:
             return False
         try:

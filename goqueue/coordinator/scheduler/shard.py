@@ -166,16 +166,18 @@ class ScheduleShard:
             return Result(CancelOutcome.CANCELLED, [record])
         return Result(CancelOutcome.NOT_FOUND)
 
-    def take_due(self, now_ms: int, limit: int) -> list[Scheduled]:
-        """Up to `limit` messages due by `now_ms`, earliest first, now in flight."""
+    def take_due(self, now_ms: int, limit: int, id_bytes: int = 2**62) -> list[Scheduled]:
+        """Up to `limit` messages due by `now_ms`, earliest first, now in flight; at most
+        about `id_bytes` of ids, which bounds the intent and tombstone batches of a round."""
         taken: list[Scheduled] = []
-        while self._heap and self._heap[0][0] <= now_ms and len(taken) < limit:
+        while self._heap and self._heap[0][0] <= now_ms and len(taken) < limit and id_bytes > 0:
             _, offset, schedule_id = heapq.heappop(self._heap)
             entry = self._entries.get(schedule_id)
             if entry is None or entry.offset != offset or schedule_id in self._in_flight:
                 continue
             self._in_flight.add(schedule_id)
             taken.append(entry)
+            id_bytes -= len(schedule_id)
         return taken
 
     def release(self, entries: Iterable[Scheduled]) -> None:
