@@ -5,11 +5,13 @@ limit, the dead-letter topic and its headers, message TTL and FIFO message group
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -385,3 +387,13 @@ def test_counts_by_state_over_http_and_in_metrics(
     assert f"goqueue_share_group_records{{{labels}}} 4.0" in metrics
     assert f'goqueue_share_group_in_flight_records{{group="{group}"}} 4.0' in metrics
     assert f'goqueue_share_group_members{{group="{group}"}} 1.0' in metrics
+
+
+def test_the_share_groups_page_example_runs(share_broker: BrokerProcess) -> None:
+    """docs/share-groups.md opens with a runnable example: it consumes its ten jobs."""
+    page = (Path(__file__).parents[2] / "docs" / "share-groups.md").read_text()
+    code = re.search(r"```python\n(.*?)```", page, re.S)
+    assert code is not None
+    scope: dict[str, Any] = {}
+    exec(code.group(1).replace('"127.0.0.1:9092"', repr(share_broker.bootstrap)), scope)
+    assert scope["done"] == 10
