@@ -3,14 +3,17 @@ are read (and refused when malformed)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from kio.schema.errors import ErrorCode
+from log_helpers import config
 
 from goqueue.broker.delayed import parse_batch
 from goqueue.broker.errors import BrokerError
 from goqueue.coordinator.scheduler.buckets import BucketStore
+from goqueue.coordinator.scheduler.coordinator import appended_ids
 from goqueue.coordinator.scheduler.records import (
     Intent,
     Message,
@@ -25,6 +28,8 @@ from goqueue.coordinator.scheduler.records import (
     parse_intent_key,
     peek_message,
 )
+from goqueue.log.partition_log import PartitionLog
+from goqueue.records.batch import scan_batches
 from goqueue.records.builder import NewRecord, build_batch
 
 NOW_MS = 1_700_000_000_000
@@ -148,3 +153,25 @@ def test_malformed_headers_are_invalid_record(
 def test_cancels_mixed_with_messages_are_invalid_record() -> None:
     with pytest.raises(BrokerError, match="mixes"):
         parse(batch([("goqueue.cancel-schedule-id", b"x")], [("goqueue.delay-ms", b"5")]))
+
+
+def test_recovery_finds_which_in_flight_ids_reached_the_target_log(tmp_path: Path) -> None:
+    """After a crash between an intent and its tombstones, the ids found in the target
+    partition from the intent's offset on were appended; the others must be delivered."""
+    log = PartitionLog(tmp_path / "orders-0", "orders", 0, config())
+    try:
+        for records in (
+            [NewRecord(b"k", b"before", [("goqueue.schedule-id", b"old")])],
+            [
+                NewRecord(b"k", b"plain", [("app", b"1")]),
+                NewRecord(b"k", b"ours", [("goqueue.schedule-id", b"a")]),
+            ],
+            [NewRecord(b"k", b"ours too", [("goqueue.schedule-id", b"b")])],
+        ):
+            data = bytearray(build_batch(records, now_ms=NOW_MS))
+            log.append(data, scan_batches(data), NOW_MS)
+        wanted = {"old", "a", "b", "c"}
+        assert asyncio.run(appended_ids(log, 1, wanted)) == {"a", "b"}
+        assert asyncio.run(appended_ids(log, log.log_end_offset, wanted)) == set()
+    finally:
+        log.close()

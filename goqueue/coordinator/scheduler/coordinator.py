@@ -361,7 +361,7 @@ class Scheduler:
                 except BrokerError:
                     log = None
                 if log is not None:
-                    appended = await _appended_ids(log, intent.start, pending)
+                    appended = await appended_ids(log, intent.start, pending)
             done[target] = sorted(appended)
             logger.info(
                 "schedule shard %d: %s-%d had %d messages in flight, %d of them appended",
@@ -425,7 +425,7 @@ def _build_batches(
     return batches
 
 
-async def _appended_ids(log: PartitionLog, start: int, wanted: set[str]) -> set[str]:
+async def appended_ids(log: PartitionLog, start: int, wanted: set[str]) -> set[str]:
     """Which of `wanted` appear as `goqueue.schedule-id` headers in the log from `start`."""
     found: set[str] = set()
     offset, end = max(start, log.log_start_offset), log.log_end_offset
