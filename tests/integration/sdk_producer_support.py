@@ -24,10 +24,12 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
-async def new_topic(bootstrap: str, partitions: int = 1, **configs: str) -> str:
+async def new_topic(
+    bootstrap: str, partitions: int = 1, replication_factor: int = -1, **configs: str
+) -> str:
     name = unique_topic("sdk-producer")
     async with Admin(bootstrap) as admin:
-        await admin.create_topic(name, partitions, configs=configs)
+        await admin.create_topic(name, partitions, replication_factor, configs=configs)
     return name
 
 
