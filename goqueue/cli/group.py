@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from goqueue.cli import share_view
 from goqueue.cli.client_options import Bootstrap, CommandError, fail, stdout, with_admin
 from goqueue.client.admin import Admin
 from goqueue.client.cluster import DEFAULT_BOOTSTRAP
@@ -76,10 +77,16 @@ def describe(
     group_id: Annotated[str, typer.Argument(help="Group id", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
     bootstrap: Bootstrap = DEFAULT_BOOTSTRAP,
+    http: share_view.Http = share_view.DEFAULT_HTTP,
 ) -> None:
     """Show a group's state and members, and per partition its committed offset, the log
-    end offset, the lag in messages and how long the next unconsumed message has waited."""
+    end offset, the lag in messages and how long the next unconsumed message has waited.
+    For a share group: its records in flight, available, acquired, acknowledged, archived
+    and dead-lettered, and the age of the oldest unacknowledged one (from --http)."""
     group, views = with_admin(bootstrap, lambda admin: describe_with_lag(admin, group_id))
+    dead = group.state == "Dead" and not views
+    if dead and share_view.describe_share(bootstrap, http, group_id, as_json, _duration):
+        return
     if as_json:
         document = {
             "group": group.group_id,
