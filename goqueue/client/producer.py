@@ -102,6 +102,7 @@ class Producer:
         request_timeout_ms: float = 30_000,
         retry_backoff_ms: float = 100,
         retry_backoff_max_ms: float = 1_000,
+        metadata_max_age_ms: float = 300_000,
         max_in_flight_requests_per_connection: int = MAX_IN_FLIGHT,
         partitioner: Partitioner | None = None,
         allow_auto_create_topics: bool = True,
@@ -128,6 +129,7 @@ class Producer:
             retry_backoff=retry_backoff_ms / 1000,
             retry_backoff_max=retry_backoff_max_ms / 1000,
             max_in_flight=max_in_flight_requests_per_connection,
+            metadata_max_age=metadata_max_age_ms / 1000,
         )
         self._sender = Sender(
             self._cluster,
@@ -298,7 +300,9 @@ class Producer:
                 remaining = deadline - time.monotonic()
                 try:
                     async with asyncio.timeout(max(remaining, 0.0)):
-                        return await self._cluster.topic(topic, auto_create=self._auto_create)
+                        found = await self._cluster.topic(topic, auto_create=self._auto_create)
+                    self._sender.topics.add(topic)
+                    return found
                 except TimeoutError:
                     error: ClientError | None = None
                 except ClientError as exc:

@@ -68,6 +68,7 @@ class SenderConfig:
     retry_backoff: float
     retry_backoff_max: float
     max_in_flight: int
+    metadata_max_age: float
 
 
 class Sender:
@@ -96,8 +97,12 @@ class Sender:
         self._tp_in_flight: Counter[TopicPartition] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._node_backoff: dict[int, float] = {}
+        self.topics: set[str] = set()
+        """Topics this producer sends to: their metadata is refreshed every
+        `metadata_max_age` seconds, so added partitions and moved leaders are seen."""
         self._stale: set[str] = set()
         self._refresh_at = 0.0
+        self._metadata_age_at = time.monotonic() + config.metadata_max_age
         self._refreshing = False
         self._producer_id_at = 0.0
         self._rotation = itertools.count()
@@ -117,6 +122,10 @@ class Sender:
                 wake_at = await self._new_producer_id(now)
             else:
                 wake_at = await self._send_ready(now)
+            if now >= self._metadata_age_at:
+                self._stale.update(self.topics)
+                self._metadata_age_at = now + self.config.metadata_max_age
+            wake_at = min(wake_at, self._metadata_age_at)
             if self._stale:
                 wake_at = min(wake_at, self._refresh_metadata(now))
             if self.closing and not self.accumulator.incomplete and not self._in_flight:
@@ -377,12 +386,12 @@ class Sender:
         return self._refresh_at
 
     async def _refresh(self, topics: list[str]) -> None:
+        """One Metadata request; topics still without leaders are asked for again by the next
+        round that finds batches for them (at most once per `retry_backoff`)."""
         try:
             await self.cluster.refresh(topics)
-            self._stale.update(name for name in topics if self.cluster.cached(name) is None)
         except ClientError as exc:
             logger.info("metadata refresh failed: %s", exc)
-            self._stale.update(topics)
         finally:
             self._refreshing = False
             self.wake()

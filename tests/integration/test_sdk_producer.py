@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from client_compat import (
     CODECS,
+    DEADLINE_S,
     ROUND_TRIP_COUNT,
     assert_round_trip,
     collect,
@@ -24,7 +25,7 @@ from confluent_kafka import Producer as ConfluentProducer
 from confluent_kafka import TopicPartition as ConfluentTopicPartition
 from sdk_producer_support import StoredBatch, new_topic, run, stored_batches, stored_values
 
-from goqueue.client import Partitioner, Producer, RecordMetadata
+from goqueue.client import Admin, Partitioner, Producer, RecordMetadata
 from goqueue.client.errors import MessageTooLargeError, UnknownTopicOrPartitionError
 from goqueue.client.partitioner import partition_for_key
 from goqueue.records.compression import Compression
@@ -115,6 +116,26 @@ def test_explicit_partitions_and_a_partition_that_does_not_exist(
         return sent
 
     assert [(m.partition, m.offset) for m in run(scenario())] == [(2, 0), (0, 0), (1, 0)]
+
+
+def test_partitions_added_later_are_used_once_metadata_is_refreshed(
+    shared_broker: BrokerProcess,
+) -> None:
+    key = next(k for k in (b"key-%d" % i for i in range(100)) if partition_for_key(k, 4) == 3)
+
+    async def scenario() -> tuple[int, int]:
+        topic = await new_topic(shared_broker.bootstrap)
+        async with Producer(shared_broker.bootstrap, metadata_max_age_ms=100) as producer:
+            before = (await producer.send(topic, b"v", key)).partition
+            async with Admin(shared_broker.bootstrap) as admin:
+                await admin.create_partitions(topic, 4)
+            deadline = time.monotonic() + DEADLINE_S
+            while (after := (await producer.send(topic, b"v", key)).partition) == before:
+                assert time.monotonic() < deadline, "the producer never saw the new partitions"
+                await asyncio.sleep(0.05)
+        return before, after
+
+    assert run(scenario()) == (0, 3)
 
 
 def test_delivery_futures_and_callbacks_report_success_and_failure(
