@@ -4,7 +4,9 @@ than a second; cancels; ids; the limits; the CLI and the HTTP API; metrics."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from client_compat import DEADLINE_S
@@ -196,15 +198,35 @@ def test_the_cli_lists_shows_and_cancels(delayed_broker: BrokerProcess) -> None:
 
 
 def test_metrics_count_pending_messages_and_lateness(delayed_broker: BrokerProcess) -> None:
+    topic = create_delayed_topic(delayed_broker.bootstrap, "delayed-metrics")
+    sender = Sender(delayed_broker.bootstrap)
+    sender.send(topic, b"soon", [("goqueue.delay-ms", b"100")])
+    sender.send(topic, b"later", [("goqueue.delay-ms", str(HOUR_MS).encode())])
+    assert all(error is None for error, _ in sender.flush())
+    reader = Reader(delayed_broker.bootstrap, topic)
+    reader.read(1)
+    reader.close()
     with urllib.request.urlopen(
         f"http://127.0.0.1:{delayed_broker.http_port}/metrics", timeout=DEADLINE_S
     ) as response:
-        text = response.read().decode()
-    assert "goqueue_delayed_pending_records " in text
-    assert "goqueue_delayed_due_records " in text
-    count = next(
-        line
-        for line in text.splitlines()
-        if line.startswith("goqueue_delayed_lateness_seconds_count")
-    )
-    assert float(count.split()[-1]) > 0
+        samples = dict(
+            line.rsplit(" ", 1)
+            for line in response.read().decode().splitlines()
+            if line.startswith("goqueue_delayed")
+        )
+    assert float(samples["goqueue_delayed_pending_records"]) >= 1
+    assert "goqueue_delayed_due_records" in samples
+    assert float(samples["goqueue_delayed_lateness_seconds_count"]) >= 1
+
+
+def test_the_delayed_messages_page_example_runs(delayed_broker: BrokerProcess) -> None:
+    """docs/delayed-messages.md opens with a runnable example: the delayed record arrives
+    second, two seconds after it was sent."""
+    page = (Path(__file__).parents[2] / "docs" / "delayed-messages.md").read_text()
+    code = re.search(r"```python\n(.*?)```", page, re.S)
+    assert code is not None
+    scope: dict[str, Any] = {}
+    exec(code.group(1).replace('"127.0.0.1:9092"', repr(delayed_broker.bootstrap)), scope)
+    (first, _), (second, after_s) = scope["arrived"]
+    assert (first, second) == (b"right away", b"in two seconds")
+    assert 2.0 <= after_s < 3.0
