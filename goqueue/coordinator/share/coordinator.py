@@ -44,6 +44,7 @@ from goqueue.coordinator.share.messages import (
 from goqueue.coordinator.share.partition import AckBatch, AckType, Acquired, Candidate
 from goqueue.coordinator.share.shard import ShareShard
 from goqueue.log.errors import OffsetOutOfRangeError
+from goqueue.log.partition_log import PartitionLog
 from goqueue.observability.share_groups import ShareGroupCollector
 from goqueue.records.batch import iter_batches
 from goqueue.records.reader import ConsumedRecord, batch_records
@@ -343,15 +344,9 @@ class ShareCoordinator:
         if start is None:
             return
         log = partition.log
-        try:
-            data_slice = log.read(max(start, log.log_start_offset), READ_BYTES, high_watermark)
-        except OffsetOutOfRangeError:
-            data_slice = None
-        if data_slice is None:
+        data = await _read_log(log, start, high_watermark)
+        if data is None:
             return
-        data = await asyncio.get_running_loop().run_in_executor(
-            None, os.pread, data_slice.fd, data_slice.size, data_slice.position
-        )
         ttl_ms = int(self._broker.image.topics[name].configs.get(TTL_CONFIG, "0") or 0)
         now_ms = int(time.time() * 1000)
         candidates = (
@@ -476,14 +471,10 @@ class ShareCoordinator:
         log = partition.log
         found: list[ConsumedRecord] = []
         offset = max(first, log.log_start_offset)
-        loop = asyncio.get_running_loop()
         while offset <= last:
-            data_slice = log.read(offset, READ_BYTES, partition.high_watermark)
-            if data_slice is None:
+            data = await _read_log(log, offset, partition.high_watermark)
+            if data is None:
                 break
-            data = await loop.run_in_executor(
-                None, os.pread, data_slice.fd, data_slice.size, data_slice.position
-            )
             progress = offset
             for header, batch in iter_batches(data):
                 if not header.is_control:
@@ -602,6 +593,21 @@ class ShareCoordinator:
 
     async def _read(self, group_id: str, query: Callable[[ShareShard], T]) -> T:
         return await self.runtime.read(self.partition_for(group_id), query)
+
+
+async def _read_log(log: PartitionLog, offset: int, upper_bound: int) -> bytes | None:
+    """Whole batches from the one holding `offset` (or the log start), at most READ_BYTES
+    but at least one batch, below `upper_bound`; read in a worker thread. None if there is
+    nothing to read."""
+    try:
+        data_slice = log.read(max(offset, log.log_start_offset), READ_BYTES, upper_bound)
+    except OffsetOutOfRangeError:
+        return None
+    if data_slice is None:
+        return None
+    return await asyncio.get_running_loop().run_in_executor(
+        None, os.pread, data_slice.fd, data_slice.size, data_slice.position
+    )
 
 
 def _records(data: bytes) -> Iterator[ConsumedRecord]:

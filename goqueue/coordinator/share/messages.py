@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from kio.schema.errors import ErrorCode
 
-from goqueue.coordinator.share.records import Assignment
+from goqueue.coordinator.group.consumer import ConsumerHeartbeatResponse
 
 JOIN_EPOCH = 0
 LEAVE_EPOCH = -1
@@ -24,14 +24,8 @@ class ShareHeartbeat:
     client_host: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class ShareHeartbeatResponse:
-    error: ErrorCode
-    message: str | None = None
-    member_id: str | None = None
-    member_epoch: int = 0
-    heartbeat_interval_ms: int = 0
-    assignment: Assignment | None = None
+ShareHeartbeatResponse = ConsumerHeartbeatResponse
+"""A ShareGroupHeartbeat answer has the fields of a KIP-848 one."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 from kio.static.protocol import ResponsePayload
 
-from goqueue.coordinator.group.consumer import ConsumerHeartbeat
+from goqueue.coordinator.group.consumer import ConsumerHeartbeat, ConsumerHeartbeatResponse
 from goqueue.coordinator.group.records import Assignment
 from goqueue.protocol.kafka.api import Api, RequestContext
 from goqueue.protocol.kafka.codec import build, nested, response_type
@@ -50,6 +50,13 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
             member_id_from_client=version >= 1,
         )
     )
+    return heartbeat_response(response, beat)
+
+
+def heartbeat_response(
+    response: type[ResponsePayload], beat: ConsumerHeartbeatResponse
+) -> ResponsePayload:
+    """A ConsumerGroupHeartbeat or ShareGroupHeartbeat response (the same fields)."""
     return build(
         response,
         throttle_time=NO_THROTTLE,

@@ -3,16 +3,15 @@ the partitions, and a member learns of a new assignment at its next heartbeat.""
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from kio.static.protocol import ResponsePayload
 
 from goqueue.coordinator.share.messages import ShareHeartbeat
 from goqueue.protocol.kafka.api import Api, RequestContext
-from goqueue.protocol.kafka.codec import build, nested, response_type
-from goqueue.protocol.kafka.handlers.consumer_group_heartbeat import assignment_of
-from goqueue.protocol.kafka.handlers.group_common import NO_THROTTLE, client_host, client_id
+from goqueue.protocol.kafka.codec import response_type
+from goqueue.protocol.kafka.handlers.consumer_group_heartbeat import heartbeat_response
+from goqueue.protocol.kafka.handlers.group_common import client_host, client_id
 
 API_KEY = 76
 
@@ -32,18 +31,7 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
             client_host=client_host(context),
         )
     )
-    return build(
-        response,
-        throttle_time=NO_THROTTLE,
-        error_code=beat.error,
-        error_message=beat.message,
-        member_id=beat.member_id,
-        member_epoch=beat.member_epoch,
-        heartbeat_interval=datetime.timedelta(milliseconds=beat.heartbeat_interval_ms),
-        assignment=None
-        if beat.assignment is None
-        else assignment_of(nested(response, "Assignment"), beat.assignment),
-    )
+    return heartbeat_response(response, beat)
 
 
 API = Api(API_KEY, "ShareGroupHeartbeat", 1, 1, handle)
