@@ -11,8 +11,9 @@ for the header names before anything is decoded, so plain batches pay one substr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -89,17 +90,18 @@ async def produce_delayed(
         duplicate = partition.producers.check(batch)
         if duplicate is not None:
             return duplicate.first_offset
-    if delayed.cancels:
-        first = -1
-        for schedule_id in delayed.cancels:
-            outcome = await broker.scheduler.cancel(schedule_id)
-            if outcome is not CancelOutcome.CANCELLED:
-                raise BrokerError(
-                    ErrorCode.invalid_record,
-                    f"Cannot cancel scheduled message {schedule_id}: {_REASONS[outcome]}",
-                )
-    else:
-        first = await broker.scheduler.park(partition.topic, partition.index, delayed.messages)
+    with _scheduler_unavailable_is_retriable(partition):
+        if delayed.cancels:
+            first = -1
+            for schedule_id in delayed.cancels:
+                outcome = await broker.scheduler.cancel(schedule_id)
+                if outcome is not CancelOutcome.CANCELLED:
+                    raise BrokerError(
+                        ErrorCode.invalid_record,
+                        f"Cannot cancel scheduled message {schedule_id}: {_REASONS[outcome]}",
+                    )
+        else:
+            first = await broker.scheduler.park(partition.topic, partition.index, delayed.messages)
     if idempotent:
         last = first if first < 0 else first + batch.record_count - 1
         partition.producers.record(batch, first, last)
@@ -107,6 +109,25 @@ async def produce_delayed(
     return first
 
 
+@contextlib.contextmanager
+def _scheduler_unavailable_is_retriable(partition: Partition) -> Iterator[None]:
+    """A schedule shard that is loading (after a restart) or led elsewhere gets a coordinator
+    error, which Produce may not answer: clients treat unknown codes as fatal. Answer
+    NOT_LEADER_OR_FOLLOWER instead, which every client retries after a metadata refresh."""
+    try:
+        yield
+    except BrokerError as exc:
+        if exc.error_code not in _COORDINATOR_ERRORS:
+            raise
+        raise BrokerError(
+            ErrorCode.not_leader_or_follower,
+            f"The scheduler of {partition.topic}-{partition.index} is not ready: {exc.message}",
+        ) from exc
+
+
+_COORDINATOR_ERRORS = frozenset(
+    {ErrorCode.coordinator_load_in_progress, ErrorCode.coordinator_not_available}
+)
 _REASONS = {
     CancelOutcome.NOT_FOUND: "no message with this id is pending",
     CancelOutcome.DELIVERING: "it is being delivered",

@@ -123,23 +123,39 @@ class Scheduler:
         broker.metrics.register(SchedulerCollector(self))
 
     def _new_shard(self, index: int, timer: Timer) -> ScheduleShard:
+        """A shard for a partition this broker now leads; its delivery loop runs from when it
+        has loaded until it is unloaded (leadership moved, or the broker stops)."""
         store = BucketStore(self._buckets_dir / str(index))
         self._stores[index] = store
-        return ScheduleShard(store, self._window_ms, timer.now_ms())
+        shard = ScheduleShard(
+            store,
+            self._window_ms,
+            timer.now_ms(),
+            on_loaded=lambda: self._start_loop(index, shard),
+            on_unloaded=lambda: self._stop_loop(index),
+        )
+        return shard
+
+    def _start_loop(self, index: int, shard: ScheduleShard) -> None:
+        self._stop_loop(index)
+        self._wakeups[index] = asyncio.Event()
+        self._loops[index] = asyncio.create_task(self._run(index, shard))
+
+    def _stop_loop(self, index: int) -> None:
+        task = self._loops.pop(index, None)
+        if task is not None:
+            task.cancel()
 
     async def start(self) -> None:
         await self.runtime.start()
-        for index in range(self.runtime.num_partitions):
-            self._wakeups[index] = asyncio.Event()
-            self._loops[index] = asyncio.create_task(self._run(index))
 
     async def stop(self) -> None:
-        for task in self._loops.values():
+        loops = list(self._loops.values())
+        await self.runtime.stop()
+        for task in loops:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._loops.clear()
-        await self.runtime.stop()
 
     def shard_for(self, topic: str, partition: int) -> int:
         return partition_for(f"{topic}-{partition}", self.runtime.num_partitions)
@@ -165,7 +181,9 @@ class Scheduler:
             return shard.park(records, first)
 
         first_offset = await self.runtime.write(index, operation)
-        self._wakeups[index].set()
+        wakeup = self._wakeups.get(index)
+        if wakeup is not None:
+            wakeup.set()
         return first_offset
 
     # Cancel, show, list.
@@ -252,28 +270,23 @@ class Scheduler:
 
     # Delivery.
 
-    async def _run(self, index: int) -> None:
-        """The delivery loop of one shard: recover open intents, then deliver and admit."""
-        await self.runtime.wait_loaded()
-        try:
-            shard = self.runtime.shard(index)
-        except BrokerError as exc:
-            logger.error("schedule shard %d does not serve: %s", index, exc)
-            return
+    async def _run(self, index: int, shard: ScheduleShard) -> None:
+        """The delivery loop of one loaded shard: settle open intents, then deliver and admit.
+        A failure is logged and the step retried: the loop ends only when the shard unloads."""
         while True:
             try:
                 await self._recover(index, shard)
                 break
-            except (BrokerError, OSError) as exc:
-                logger.warning("recovering schedule shard %d failed, retrying: %s", index, exc)
+            except Exception as exc:
+                _log_failure(index, "recovery", exc)
                 await asyncio.sleep(RETRY_WAIT_S)
         wakeup = self._wakeups[index]
         while True:
             try:
                 if await self._step(index, shard):
                     continue
-            except (BrokerError, OSError) as exc:
-                logger.warning("schedule shard %d: delivery failed, retrying: %s", index, exc)
+            except Exception as exc:
+                _log_failure(index, "delivery", exc)
                 await asyncio.sleep(RETRY_WAIT_S)
                 continue
             now_ms = _now_ms()
@@ -375,6 +388,15 @@ class Scheduler:
         if shard.closing:
             closing = sorted(shard.closing)
             await self.runtime.write(index, lambda s: s.drop(closing))
+
+
+def _log_failure(index: int, what: str, exc: Exception) -> None:
+    """Expected refusals (leadership moved, a full disk) in one line; anything else with its
+    traceback."""
+    if isinstance(exc, BrokerError | OSError):
+        logger.warning("schedule shard %d: %s failed, retrying: %s", index, what, exc)
+    else:
+        logger.exception("schedule shard %d: %s failed, retrying", index, what)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import heapq
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from goqueue.coordinator.runtime import Record, Result
@@ -67,8 +67,17 @@ class CancelOutcome(enum.Enum):
 class ScheduleShard:
     """Pending messages of one schedule partition: near ones in memory, far ones on disk."""
 
-    def __init__(self, store: BucketStore, window_ms: int, now_ms: int) -> None:
+    def __init__(
+        self,
+        store: BucketStore,
+        window_ms: int,
+        now_ms: int,
+        on_loaded: Callable[[], None] = lambda: None,
+        on_unloaded: Callable[[], None] = lambda: None,
+    ) -> None:
         self._store = store
+        self._loaded_hook = on_loaded
+        self._unloaded_hook = on_unloaded
         self.window_ms = window_ms
         self.horizon_ms = (now_ms // window_ms + 2) * window_ms
         """Every pending message due before this is in memory; the others are in windows."""
@@ -106,9 +115,11 @@ class ScheduleShard:
             logger.warning("skipping unreadable schedule record at offset %d: %s", offset, exc)
 
     def on_loaded(self) -> None:
-        """Nothing to start here: the coordinator's delivery loop polls the shard."""
+        """Start delivering (the coordinator's loop, for as long as this shard serves)."""
+        self._loaded_hook()
 
     def on_unloaded(self) -> None:
+        self._unloaded_hook()
         self._store.close()
 
     def _park(self, offset: int, schedule_id: str, value: bytes) -> None:
