@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from kio.schema.errors import ErrorCode
@@ -56,6 +56,7 @@ from goqueue.log.config import LogConfig
 from goqueue.log.errors import OffsetOutOfRangeError
 from goqueue.log.manager import LogManager
 from goqueue.log.partition_log import PartitionLog
+from goqueue.metadata.controller import manual_assignment_problem
 from goqueue.metadata.image import MetadataImage, PartitionState, TopicInfo
 from goqueue.metadata.state_machine import partition_count_problem
 from goqueue.metadata.store import (
@@ -130,6 +131,52 @@ def _convert_batch(
         return records if codec is None else recompress(records, codec)
     except RecordsError as exc:
         raise BrokerError(exc.error_code, str(exc)) from exc
+
+
+def _manual_counts(
+    image: MetadataImage,
+    assignments: Mapping[int, tuple[int, ...]],
+    num_partitions: int,
+    replication_factor: int,
+) -> tuple[int, int]:
+    """Partition count and replication factor of a manual assignment, checked as Kafka does."""
+    for value, what in (
+        (replication_factor, "replication factor"),
+        (num_partitions, "numPartitions"),
+    ):
+        if value != -1:
+            raise BrokerError(
+                ErrorCode.invalid_request,
+                f"A manual partition assignment was specified, but {what} was not set to -1.",
+            )
+    problem = manual_assignment_problem(image, assignments)
+    if problem:
+        raise BrokerError(ErrorCode.invalid_replica_assignment, problem)
+    return len(assignments), len(assignments[0])
+
+
+def _check_added_assignments(
+    image: MetadataImage, topic: TopicInfo, count: int, assignments: Sequence[tuple[int, ...]]
+) -> None:
+    """CreatePartitions' manual assignment: one valid replica list per new partition, each as
+    long as the topic's replication factor (Kafka's checks)."""
+    added = count - topic.partitions
+    if len(assignments) != added:
+        raise BrokerError(
+            ErrorCode.invalid_replica_assignment,
+            f"Increasing the number of partitions by {added} but {len(assignments)} "
+            "assignments provided.",
+        )
+    factor = len(topic.partition_states[0].target_replicas) if topic.partition_states else 0
+    for replicas in assignments:
+        problem = manual_assignment_problem(image, {0: replicas})
+        if problem is None and factor and len(replicas) != factor:
+            problem = (
+                f"Inconsistent replication factor between partitions, partition 0 has {factor} "
+                f"while a new partition has {len(replicas)}."
+            )
+        if problem:
+            raise BrokerError(ErrorCode.invalid_replica_assignment, problem)
 
 
 @contextlib.contextmanager
@@ -316,11 +363,18 @@ class Broker:
         *,
         validate_only: bool = False,
         internal: bool = False,
+        assignments: Mapping[int, tuple[int, ...]] | None = None,
     ) -> TopicInfo:
         """Create a topic through the metadata quorum; -1 means the broker's default.
-        Only the broker's coordinators create `internal` topics, whose names clients may not use."""
+        Only the broker's coordinators create `internal` topics, whose names clients may not use.
+        `assignments` (partition -> replicas) replaces the placement, as in Kafka's CreateTopics
+        with counts of -1."""
         if not internal:
             validate_topic_name(name)
+        if assignments:
+            num_partitions, replication_factor = _manual_counts(
+                self.image, assignments, num_partitions, replication_factor
+            )
         partitions = self.settings.num_partitions if num_partitions == -1 else num_partitions
         replicas = (
             self.settings.default_replication_factor
@@ -333,7 +387,7 @@ class Broker:
                 f"Number of partitions must be at least 1: {partitions}",
             )
         live = len(self.image.live_brokers())
-        if replicas < 1 or replicas > live:
+        if not assignments and (replicas < 1 or replicas > live):
             raise BrokerError(
                 ErrorCode.invalid_replication_factor,
                 f"Replication factor {replicas} must be between 1 and the number of live "
@@ -348,7 +402,8 @@ class Broker:
         if validate_only:
             return TopicInfo(name, uuid.uuid4(), partitions, replicas, valid_configs)
         try:
-            await self.metadata.create_topic(name, partitions, replicas, valid_configs)
+            placed = [assignments[index] for index in range(partitions)] if assignments else None
+            await self.metadata.create_topic(name, partitions, replicas, valid_configs, placed)
         except TopicExistsError as exc:
             raise BrokerError(ErrorCode.topic_already_exists, str(exc)) from exc
         return self.image.topics[name]
@@ -444,15 +499,26 @@ class Broker:
             )
         return str(node_id)
 
-    async def create_partitions(self, name: str, count: int, *, validate_only: bool) -> None:
-        """Grow a topic to `count` partitions; the metadata listener opens their logs."""
-        problem = partition_count_problem(self._topic(name).partitions, count)
+    async def create_partitions(
+        self,
+        name: str,
+        count: int,
+        *,
+        validate_only: bool,
+        assignments: Sequence[tuple[int, ...]] | None = None,
+    ) -> None:
+        """Grow a topic to `count` partitions (placed as `assignments` says, if given); the
+        metadata listener opens their logs."""
+        topic = self._topic(name)
+        problem = partition_count_problem(topic.partitions, count)
         if problem:
             raise BrokerError(ErrorCode.invalid_partitions, problem)
+        if assignments:
+            _check_added_assignments(self.image, topic, count, assignments)
         if validate_only:
             return
         with _refusals():
-            await self.metadata.create_partitions(name, count)
+            await self.metadata.create_partitions(name, count, assignments or None)
         logger.info("topic %s now has %d partitions", name, count)
 
     async def delete_records(self, topic: str, index: int, offset: int) -> int:

@@ -343,23 +343,43 @@ def reassignment_problem(
                 f"No ongoing reassignment for {topic}-{index}."
             )
         return OK
-    invalid = ErrorCode.invalid_replica_assignment
-    if not replicas:
-        return invalid, "The manual partition assignment includes an empty replica list."
-    for node in replicas:
-        if replicas.count(node) > 1:
-            return (
-                invalid,
-                f"The manual partition assignment includes the broker {node} more than once.",
-            )
-        if node not in image.brokers:
-            return invalid, (
-                f"The manual partition assignment includes broker {node}, but no such broker "
-                "is registered."
-            )
+    problem = replica_list_problem(image, replicas)
+    if problem:
+        return ErrorCode.invalid_replica_assignment, problem
     if not allow_replication_factor_change and len(replicas) != len(state.target_replicas):
         return ErrorCode.invalid_replication_factor, (
             "The replication factor is changed from "
             f"{len(state.target_replicas)} to {len(replicas)}"
         )
     return OK
+
+
+def replica_list_problem(image: MetadataImage, replicas: tuple[int, ...]) -> str | None:
+    """What is wrong with a manual replica list (Kafka's validateManualPartitionAssignment)."""
+    if not replicas:
+        return "The manual partition assignment includes an empty replica list."
+    for node in replicas:
+        if replicas.count(node) > 1:
+            return f"The manual partition assignment includes the broker {node} more than once."
+        if node not in image.brokers:
+            return (
+                f"The manual partition assignment includes broker {node}, but no such broker "
+                "is registered."
+            )
+    return None
+
+
+def manual_assignment_problem(
+    image: MetadataImage, assignments: Mapping[int, tuple[int, ...]]
+) -> str | None:
+    """What is wrong with CreateTopics' manual assignment: partitions 0..n-1, each with a
+    valid replica list of one common length."""
+    if sorted(assignments) != list(range(len(assignments))):
+        return "Partitions of a manual assignment must be consecutive and start at 0."
+    if len({len(replicas) for replicas in assignments.values()}) > 1:
+        return "All partitions of a manual assignment must have the same number of replicas."
+    for replicas in assignments.values():
+        problem = replica_list_problem(image, replicas)
+        if problem:
+            return problem
+    return None

@@ -128,6 +128,9 @@ class BrokerLifecycle:
         others = [b for b in store.image.live_brokers() if b.node_id != me]
         if not others:
             return
+        if store.controller_id < 0:
+            logger.warning("controlled shutdown skipped: the metadata quorum has no leader")
+            return
         timeout = self._settings.controlled_shutdown_timeout_ms / 1000
         record = {
             "type": "fence_broker",

@@ -107,10 +107,17 @@ class BrokerProcess:
             return 0
         if process.poll() is None:
             process.send_signal(sig)
-        code = process.wait(timeout)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        try:
+            code = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            # Never leave a hung broker behind: kill it, then report the hang.
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
         return code
 
     def __enter__(self) -> BrokerProcess:

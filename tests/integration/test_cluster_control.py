@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from client_compat import unique_topic
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from kafka import KafkaAdminClient
 
 from goqueue.testing.cluster import ClusterProcess, wait_until
@@ -167,3 +168,33 @@ def test_a_broker_joins_without_voting_and_its_id_cannot_be_taken_twice(
         assert broker_ids(confluent) == {1, 2, 3, 4}
     finally:
         joiner.stop()
+
+
+def test_manual_assignments_place_replicas_where_asked_and_bad_ones_are_refused(
+    cluster: ClusterProcess,
+) -> None:
+    confluent = admin(cluster)
+    topic = unique_topic("manual")
+    placement = [[1, 2], [2, 3], [3, 1]]
+    for future in confluent.create_topics(
+        [NewTopic(topic, num_partitions=3, replica_assignment=placement)]
+    ).values():
+        future.result(timeout=30)
+    partitions = partitions_of(confluent, topic)
+    assert [partitions[i].replicas for i in range(3)] == placement
+    assert [partitions[i].leader for i in range(3)] == [1, 2, 3]
+
+    for future in confluent.create_partitions(
+        [NewPartitions(topic, 4, replica_assignment=[[3, 2]])]
+    ).values():
+        future.result(timeout=30)
+    assert partitions_of(confluent, topic)[3].replicas == [3, 2]
+
+    bad = confluent.create_topics(
+        [NewTopic(unique_topic("bad"), num_partitions=1, replica_assignment=[[1, 9]])]
+    )
+    with pytest.raises(KafkaException, match="no such broker is registered"):
+        next(iter(bad.values())).result(timeout=30)
+    uneven = confluent.create_partitions([NewPartitions(topic, 5, replica_assignment=[[1]])])
+    with pytest.raises(KafkaException, match="Inconsistent replication factor"):
+        next(iter(uneven.values())).result(timeout=30)

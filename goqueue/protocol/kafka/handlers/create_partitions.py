@@ -24,13 +24,11 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
     for topic in request.topics:
         code, message = ErrorCode.none, None
         try:
-            if topic.assignments:
-                raise BrokerError(
-                    ErrorCode.invalid_request,
-                    "Manual replica assignments are not supported; give the partition count only",
-                )
             await context.broker.create_partitions(
-                topic.name, topic.count, validate_only=request.validate_only
+                topic.name,
+                topic.count,
+                validate_only=request.validate_only,
+                assignments=[tuple(int(n) for n in a.broker_ids) for a in topic.assignments or ()],
             )
         except BrokerError as exc:
             logger.warning(

@@ -29,18 +29,16 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
     results = []
     for topic in request.topics:
         try:
-            if topic.assignments:
-                raise BrokerError(
-                    ErrorCode.invalid_request,
-                    "Manual replica assignments are not supported; give partitions and "
-                    "replication factor instead",
-                )
             info = await broker.create_topic(
                 topic.name,
                 topic.num_partitions,
                 topic.replication_factor,
                 {config.name: config.value for config in topic.configs},
                 validate_only=request.validate_only,
+                assignments={
+                    int(a.partition_index): tuple(int(n) for n in a.broker_ids)
+                    for a in topic.assignments
+                },
             )
         except BrokerError as exc:
             logger.warning(
