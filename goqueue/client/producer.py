@@ -121,7 +121,7 @@ class Producer:
         self._pool = MemoryPool(buffer_memory)
         config = SenderConfig(
             acks=ack_value,
-            compression=Compression[compression] if compression else Compression.none,
+            compression=_compression(compression),
             max_request_size=max_request_size,
             request_timeout=request_timeout_ms / 1000,
             delivery_timeout=delivery_timeout_ms / 1000,
@@ -346,6 +346,14 @@ def _acks(acks: Acks) -> int:
     if acks in (0, 1):
         return int(acks)
     raise ValueError(f"acks must be 'all', -1, 0 or 1, not {acks!r}")
+
+
+def _compression(name: CompressionName | None) -> Compression:
+    if name is None:
+        return Compression.none
+    if name not in ("gzip", "snappy", "lz4", "zstd"):
+        raise ValueError(f"compression must be gzip, snappy, lz4, zstd or None, not {name!r}")
+    return Compression[name]
 
 
 def _idempotence(enabled: bool | None, acks: int, retries: int | None, in_flight: int) -> bool:

@@ -189,6 +189,8 @@ def test_settings_kafka_refuses_are_refused() -> None:
         Producer(acks=2)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="delivery_timeout_ms"):
         Producer(delivery_timeout_ms=1000, request_timeout_ms=5000)
+    with pytest.raises(ValueError, match="compression"):
+        Producer(compression="brotli")  # type: ignore[arg-type]
 
 
 # --- the sender against an in-memory broker ------------------------------------------------
