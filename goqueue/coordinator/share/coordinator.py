@@ -348,17 +348,8 @@ class ShareCoordinator:
         if data is None:
             return
         ttl_ms = int(self._broker.image.topics[name].configs.get(TTL_CONFIG, "0") or 0)
-        now_ms = int(time.time() * 1000)
-        candidates = (
-            Candidate(
-                record.offset,
-                record.timestamp_ms,
-                message_group(record),
-                expired=ttl_ms > 0 and now_ms - record.timestamp_ms > ttl_ms,
-            )
-            for record in _records(data)
-            if start <= record.offset < high_watermark
-        )
+        fifo = shard.config(group_id).limits.fifo
+        candidates = _candidates(data, start, high_watermark, ttl_ms, fifo)
         acquired = await self.runtime.write(
             index,
             lambda s: s.acquire(
@@ -610,11 +601,32 @@ async def _read_log(log: PartitionLog, offset: int, upper_bound: int) -> bytes |
     )
 
 
-def _records(data: bytes) -> Iterator[ConsumedRecord]:
-    """The records of stored batches, decoded only as far as the caller reads."""
+def _candidates(
+    data: bytes, start: int, high_watermark: int, ttl_ms: int, fifo: bool
+) -> Iterator[Candidate]:
+    """The records of stored batches from `start` that an acquisition may take, produced
+    only as far as it reads. Records are decoded only for a TTL or FIFO message groups;
+    otherwise every offset of a batch is a candidate, as Kafka acquires whole batches
+    (clients acknowledge offsets a compacted batch lacks as gaps)."""
+    now_ms = int(time.time() * 1000)
     for header, batch in iter_batches(data):
-        if not header.is_control:
-            yield from batch_records(header, batch)
+        if header.is_control or header.last_offset < start:
+            continue
+        if not (ttl_ms or fifo):
+            last = min(header.last_offset + 1, high_watermark)
+            yield from (
+                Candidate(o, header.first_timestamp)
+                for o in range(max(header.base_offset, start), last)
+            )
+            continue
+        for record in batch_records(header, batch):
+            if start <= record.offset < high_watermark:
+                yield Candidate(
+                    record.offset,
+                    record.timestamp_ms,
+                    message_group(record),
+                    expired=ttl_ms > 0 and now_ms - record.timestamp_ms > ttl_ms,
+                )
 
 
 def _covering(data: bytes, acquired: Sequence[Acquired]) -> bytes:
