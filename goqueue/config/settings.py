@@ -153,6 +153,28 @@ class BrokerSettings:
             validator=Between(0, 2**31 - 1),
         ),
     )
+    auto_leader_rebalance_enable: bool = field(
+        default=True,
+        metadata=_meta(
+            "Let the controller move leadership back to the preferred replicas (the first of "
+            "each assignment) once they are in sync again, so leaders stay spread."
+        ),
+    )
+    leader_imbalance_check_interval_seconds: int = field(
+        default=300,
+        metadata=_meta(
+            "How often the controller looks for partitions not led by their preferred replica.",
+            validator=Between(1, 2**31 - 1),
+        ),
+    )
+    leader_imbalance_per_broker_percentage: int = field(
+        default=10,
+        metadata=_meta(
+            "Share of a broker's preferred partitions that others may lead before the "
+            "controller moves them back.",
+            validator=Between(0, 100),
+        ),
+    )
     auto_create_topics_enable: bool = field(
         default=True,
         metadata=_meta("Create a topic when a client asks for metadata of a missing topic."),

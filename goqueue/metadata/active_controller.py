@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 from goqueue.config.settings import BrokerSettings
+from goqueue.metadata.controller import imbalanced_partitions
 from goqueue.metadata.errors import MetadataError
 from goqueue.metadata.image import MetadataImage
 from goqueue.metadata.state_machine import MetadataStateMachine
@@ -70,16 +71,22 @@ class ControllerLoop:
 
     async def _run(self) -> None:
         leading_since: float | None = None
+        next_rebalance = 0.0
         while True:
             await asyncio.sleep(TICK_S)
             if not self._raft.is_leader():
                 leading_since = None
                 continue
+            now = time.monotonic()
             if leading_since is None:
-                leading_since = time.monotonic()
+                leading_since = now
+                next_rebalance = now + self._settings.leader_imbalance_check_interval_seconds
                 logger.info("this node is now the controller")
             try:
                 await self._act(leading_since)
+                if now >= next_rebalance and self._settings.auto_leader_rebalance_enable:
+                    next_rebalance = now + self._settings.leader_imbalance_check_interval_seconds
+                    await self._rebalance()
             except MetadataError as exc:
                 logger.warning("controller action failed, retrying: %s", exc)
 
@@ -105,3 +112,14 @@ class ControllerLoop:
             await store.submit(
                 {"type": "fence_broker", "node_id": node, "incarnation_id": incarnation}
             )
+
+    async def _rebalance(self) -> None:
+        """Kafka's auto leader rebalance: preferred elections where a broker's share of
+        preferred partitions led elsewhere is above leader.imbalance.per.broker.percentage."""
+        store = self._store
+        partitions = imbalanced_partitions(
+            store.image, self._settings.leader_imbalance_per_broker_percentage
+        )
+        if partitions:
+            logger.info("rebalancing leaders of %d partition(s)", len(partitions))
+            await store.elect_leaders(partitions, preferred=True)

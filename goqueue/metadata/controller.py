@@ -383,3 +383,26 @@ def manual_assignment_problem(
         if problem:
             return problem
     return None
+
+
+def imbalanced_partitions(image: MetadataImage, percentage: int) -> list[tuple[str, int]]:
+    """Partitions to hand back to their preferred leader (Kafka's auto leader rebalance): for
+    each live broker whose share of preferred partitions led by others exceeds `percentage`,
+    those of them whose preferred replica is in sync."""
+    electable = electable_in(image)
+    preferred: dict[int, list[tuple[str, int, PartitionState]]] = {}
+    for topic in image.topics.values():
+        for index, state in topic.partition_states.items():
+            preferred.setdefault(state.preferred_leader, []).append((topic.name, index, state))
+    chosen = []
+    for node, owned in preferred.items():
+        if not electable(node):
+            continue
+        elsewhere = [(name, index, s) for name, index, s in owned if s.leader != node]
+        if len(elsewhere) * 100 > percentage * len(owned):
+            chosen += [
+                (name, index)
+                for name, index, s in elsewhere
+                if preferred_election_error(s, electable) is None
+            ]
+    return sorted(chosen)

@@ -476,6 +476,7 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
         self._on_change = on_change
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
+        self._raft_calls: list[Callable[[], None]] = []
         self._on_ready = on_ready
         self.fatal_error: MetadataError | None = None
         """Why the stored metadata cannot be loaded; set before `on_ready` is called."""
@@ -532,8 +533,10 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
             self.removeNodeFromCluster(address, callback=callback)
 
     def transfer_leadership(self, callback: Callback) -> None:
-        """Hand the leadership to the most caught-up voter (Raft TimeoutNow)."""
-        self.transferLeadership(callback=callback)
+        """Hand the leadership to the most caught-up voter (Raft TimeoutNow), on the Raft
+        thread: pysyncobj's state is not safe to touch from others."""
+        with self._in_flight_lock:
+            self._raft_calls.append(lambda: self.transferLeadership(callback=callback))
 
     @replicated  # type: ignore[untyped-decorator]
     def _apply_journaled(self, record: str) -> MetadataError | None:
@@ -569,8 +572,14 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
         self._apply_journaled(json.dumps(record), callback=done)
 
     def _onTick(self, timeToWait: float = 0.0) -> None:
-        """Tick fast while one of our commands waits, so it commits without idle polling."""
-        super()._onTick(min(timeToWait, BUSY_TICK_S) if self._in_flight else timeToWait)
+        """Run the calls handed to the Raft thread, and tick fast while one of our commands
+        waits, so it commits without idle polling."""
+        with self._in_flight_lock:
+            calls, self._raft_calls = self._raft_calls, []
+        for call in calls:
+            call()
+        busy = self._in_flight or self._raft_calls
+        super()._onTick(min(timeToWait, BUSY_TICK_S) if busy else timeToWait)
 
     def _fail(self, error: MetadataError) -> None:
         """Record why this node cannot serve metadata and wake whoever waits for readiness."""

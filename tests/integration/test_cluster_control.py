@@ -93,11 +93,11 @@ def test_every_client_sees_replicas_leaders_and_isrs(cluster: ClusterProcess) ->
     assert described_cluster["controller_id"] in {1, 2, 3}
 
 
-def test_a_killed_broker_is_fenced_and_its_leaderships_move(cluster: ClusterProcess) -> None:
+def test_a_killed_controller_is_replaced_then_fenced_and_its_leaderships_move(cluster: ClusterProcess) -> None:
     topic = unique_topic("failover")
     confluent = admin(cluster)
     create_topic(confluent, topic, 6, 3)
-    victim = 2
+    victim = confluent.list_topics(timeout=10).controller_id
     cluster.nodes[victim].kill()
     killed_at = time.monotonic()
     survivors = admin(cluster, avoid=victim)
@@ -112,6 +112,7 @@ def test_a_killed_broker_is_fenced_and_its_leaderships_move(cluster: ClusterProc
     assert time.monotonic() - killed_at >= SESSION_S - 0.5, "fenced before its session expired"
     for partition in partitions_of(survivors, topic).values():
         assert victim in partition.replicas, "fencing must not change the assignment"
+    assert survivors.list_topics(timeout=10).controller_id in set(cluster.nodes) - {victim}
 
     cluster.nodes[victim].start()
     wait_until(lambda: victim in broker_ids(survivors), 10, "the restarted broker to be unfenced")

@@ -258,3 +258,11 @@ def test_topics_written_before_partition_states_live_on_the_single_broker() -> N
     image = apply(image, type="create_partitions", name="legacy", partitions=3)
     states = image.topics["legacy"].partition_states
     assert [states[i] for i in range(3)] == [PartitionState.initial((0,))] * 3
+
+
+def test_auto_rebalance_picks_partitions_of_brokers_above_the_imbalance_threshold() -> None:
+    elsewhere = PartitionState((1, 2, 3), 2, 1, (1, 2, 3), 1)
+    not_in_sync = PartitionState((1, 2, 3), 2, 1, (2, 3), 1)
+    image = cluster(FULL, elsewhere, not_in_sync, FULL)
+    assert controller.imbalanced_partitions(image, 10) == [("t", 1)]
+    assert controller.imbalanced_partitions(image, 50) == []
