@@ -97,6 +97,8 @@ class Sender:
         self._tp_in_flight: Counter[TopicPartition] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._node_backoff: dict[int, float] = {}
+        self._connections: dict[int, Connection] = {}
+        self._connecting: dict[int, asyncio.Task[None]] = {}
         self.topics: set[str] = set()
         """Topics this producer sends to: their metadata is refreshed every
         `metadata_max_age` seconds, so added partitions and moved leaders are seen."""
@@ -121,7 +123,7 @@ class Sender:
             if self.idempotence is not None and self.idempotence.needs_producer_id:
                 wake_at = await self._new_producer_id(now)
             else:
-                wake_at = await self._send_ready(now)
+                wake_at = self._send_ready(now)
             if now >= self._metadata_age_at:
                 self._stale.update(self.topics)
                 self._metadata_age_at = now + self.config.metadata_max_age
@@ -171,7 +173,7 @@ class Sender:
             batch.forget_sequence()
         return time.monotonic()
 
-    async def _send_ready(self, now: float) -> float:
+    def _send_ready(self, now: float) -> float:
         """Start requests for every broker with sendable batches; the next time to look again."""
         hurry = bool(self.hurry) or self.closing or self.pool.exhausted
         by_node: defaultdict[int, list[TopicPartition]] = defaultdict(list)
@@ -193,20 +195,37 @@ class Sender:
             topic_ids[tp.topic] = topic.topic_id
             by_node[node].append(tp)
         for node, tps in by_node.items():
-            while self._node_in_flight[node] < self.config.max_in_flight:
-                try:
-                    connection = await self.cluster.connection(node)
-                except ClientError as exc:
-                    logger.info("cannot reach broker %d: %s", node, exc)
-                    self._node_backoff[node] = time.monotonic() + self.config.retry_backoff
-                    self._stale.update(tp.topic for tp in tps)
-                    wake_at = min(wake_at, self._node_backoff[node])
-                    break
-                batches = self._drain(tps, time.monotonic(), hurry)
+            connection = self._connection(node, tps)
+            while connection is not None and self._node_in_flight[node] < self.config.max_in_flight:
+                batches = self._drain(tps, now, hurry)
                 if not batches:
                     break
                 self._start(node, connection, batches, topic_ids)
         return wake_at
+
+    def _connection(self, node: int, tps: list[TopicPartition]) -> Connection | None:
+        """The open connection to `node`, or None while one is being opened in the background
+        (so a broker slow to answer a connect holds up no other broker's batches)."""
+        connection = self._connections.get(node)
+        if connection is not None and not connection.closed:
+            return connection
+        if node not in self._connecting:
+            task = asyncio.create_task(self._connect(node, {tp.topic for tp in tps}))
+            self._connecting[node] = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return None
+
+    async def _connect(self, node: int, topics: set[str]) -> None:
+        try:
+            self._connections[node] = await self.cluster.connection(node)
+        except ClientError as exc:
+            logger.info("cannot reach broker %d: %s", node, exc)
+            self._node_backoff[node] = time.monotonic() + self.config.retry_backoff
+            self._stale.update(topics)
+        finally:
+            del self._connecting[node]
+            self.wake()
 
     def _rotated(self, tps: list[TopicPartition]) -> list[TopicPartition]:
         """Start each round at another partition, so a size-limited request starves none."""
