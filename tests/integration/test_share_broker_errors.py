@@ -178,3 +178,63 @@ def test_bad_share_requests_get_kafka_errors_and_change_nothing(
 
     asyncio.run(run())
     assert "share request from" in share_broker.log_text()
+
+
+INCREMENTAL_ALTER_CONFIGS = 44
+DESCRIBE_CONFIGS = 32
+GROUP_RESOURCE = 32
+
+
+def test_bad_group_configs_are_refused_and_good_ones_described(
+    share_broker: BrokerProcess,
+) -> None:
+    group = "configured"
+
+    async def alter(name: str, value: str) -> Any:
+        async with Cluster(share_broker.bootstrap) as cluster:
+            connection = await cluster.any_connection()
+            response = await connection.request(
+                INCREMENTAL_ALTER_CONFIGS,
+                {
+                    "resources": [
+                        {
+                            "resource_type": GROUP_RESOURCE,
+                            "resource_name": group,
+                            "configs": [{"name": name, "config_operation": 0, "value": value}],
+                        }
+                    ],
+                    "validate_only": False,
+                },
+            )
+            return response.responses[0]
+
+    async def describe() -> dict[str, str]:
+        async with Cluster(share_broker.bootstrap) as cluster:
+            connection = await cluster.any_connection()
+            response = await connection.request(
+                DESCRIBE_CONFIGS,
+                {
+                    "resources": [
+                        {
+                            "resource_type": GROUP_RESOURCE,
+                            "resource_name": group,
+                            "configuration_keys": None,
+                        }
+                    ],
+                    "include_synonyms": False,
+                    "include_documentation": False,
+                },
+            )
+            return {c.name: c.value for c in response.results[0].configs}
+
+    for name, value in [
+        ("share.auto.offset.reset", "sideways"),
+        ("share.delivery.count.limit", "0"),
+        ("goqueue.retry.backoff.ms", "1s,2s"),
+        ("no.such.config", "1"),
+    ]:
+        refused = asyncio.run(alter(name, value))
+        assert refused.error_code == ErrorCode.invalid_config, name
+    assert asyncio.run(describe())["goqueue.share.fifo"] == "false"
+    assert asyncio.run(alter("goqueue.share.fifo", "true")).error_code == ErrorCode.none
+    assert asyncio.run(describe())["goqueue.share.fifo"] == "true"

@@ -208,3 +208,12 @@ def test_records_gone_from_the_log_leave_the_window() -> None:
     partition.skip_to(3)
     assert sorted(partition.entries) == [3, 4]
     assert partition.totals.archived == 3
+
+
+def test_renew_extends_the_acquisition_lock() -> None:
+    partition = SharePartition.starting_at(0)
+    acquire(partition, "a", records(0, 0))
+    partition.acknowledge("a", [AckBatch(0, 0, (int(AckType.RENEW),))], NOW + 900, LIMITS)
+    assert partition.expire_locks(NOW + 1000, LIMITS) == 0
+    assert partition.held_by("a") == [0]
+    assert partition.expire_locks(NOW + 1900, LIMITS) == 1
