@@ -228,14 +228,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--settle-s", type=float, default=2.0, help="pause before RSS reads")
     parser.add_argument("--data-root", type=Path, default=None)
     parser.add_argument("--results-dir", type=Path, default=Path("bench/results"))
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
     if not 0 < args.burst < args.messages:
         parser.error("--burst must be between 0 and --messages")
     args.results_dir.mkdir(parents=True, exist_ok=True)
     root = args.data_root or Path(tempfile.gettempdir())
     results = DelayedResults(
         started_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        command=shlex.join(["python", "-m", "bench", "delayed", *(argv or sys.argv[1:])]),
+        command=shlex.join(["python", "-m", "bench", "delayed", *argv]),
         machine=describe_machine(root),
         config={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     )
