@@ -240,6 +240,8 @@ class Broker:
     async def stop(self) -> None:
         """Flush and close every log and leave the clean-shutdown marker."""
         await self.replica_fetchers.close()
+        for task in self._isr_changes:
+            task.cancel()
         await self.scheduler.stop()
         await self.shares.stop()
         await self.groups.stop()

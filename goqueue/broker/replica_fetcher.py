@@ -74,9 +74,13 @@ class ReplicaFetchers:
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
         self._fetchers: dict[int, ReplicaFetcher] = {}
+        self._closed = False
 
     def update(self, leaders: Mapping[PartitionKey, int]) -> None:
-        """Follow exactly these partitions, each from its leader; start and stop fetchers."""
+        """Follow exactly these partitions, each from its leader; start and stop fetchers.
+        Ignored once closed: metadata keeps changing while the broker shuts down."""
+        if self._closed:
+            return
         by_leader: dict[int, set[PartitionKey]] = {}
         for key, leader_id in leaders.items():
             by_leader.setdefault(leader_id, set()).add(key)
@@ -90,6 +94,7 @@ class ReplicaFetchers:
             fetcher.partitions = keys
 
     async def close(self) -> None:
+        self._closed = True
         fetchers, self._fetchers = list(self._fetchers.values()), {}
         for fetcher in fetchers:
             fetcher.stop()
@@ -104,9 +109,13 @@ class ReplicaFetcher:
         self._broker = broker
         self.leader_id = leader_id
         self.partitions: set[PartitionKey] = set()
+        self._stopped = False
         self._task = asyncio.create_task(self._run(), name=f"replica-fetcher-{leader_id}")
 
     def stop(self) -> None:
+        """Cancel the task; the flag ends its loop even if closing its connection swallowed
+        the cancellation."""
+        self._stopped = True
         self._task.cancel()
 
     async def wait_stopped(self) -> None:
@@ -119,12 +128,12 @@ class ReplicaFetcher:
 
     async def _run(self) -> None:
         """Connect, then truncate and fetch in a loop; on any failure back off, reconnect."""
-        while True:
+        while not self._stopped:
             connection = None
             try:
                 connection = await self._connect()
                 if connection is not None:
-                    while True:
+                    while not self._stopped:
                         await self._truncate(connection)
                         if not await self._fetch(connection):
                             await asyncio.sleep(self._backoff_s)
