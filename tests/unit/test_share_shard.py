@@ -240,3 +240,13 @@ def test_operations_on_unknown_groups_do_nothing() -> None:
     assert result.response == [] and not result.records
     assert world.shard.next_candidate(GROUP, TP, 10) is None
     assert world.shard.stats(GROUP) is None
+
+
+def test_the_share_session_of_a_member_that_left_is_forgotten_after_the_lock_duration() -> None:
+    world = World()
+    joined = world.beat("a", 0)
+    world.beat("a", -1)
+    assert world.listener.removed == [], "it may still close its session and acknowledge"
+    world.harness.timer.advance(1000)
+    assert world.listener.removed == ["a"]
+    assert joined.member_epoch == 1

@@ -340,7 +340,20 @@ class ShareShard:
         if timed_out:
             self._listener.member_removed(group.group_id, member_id)
             records += self._release_member(group, member_id, group.partitions)
+        else:
+            delay = self.config(group.group_id).limits.lock_duration_ms
+            self._timer.schedule(
+                _session_key(group.group_id, member_id),
+                delay,
+                lambda: self._forget(group.group_id, member_id),
+            )
         return records
+
+    def _forget(self, group_id: str, member_id: str) -> Result[None]:
+        """A member that left has not closed its share session: its locks have run out by
+        now, so the session goes (a member that comes back replaces this timer)."""
+        self._listener.member_removed(group_id, member_id)
+        return Result(None)
 
     def _schedule_session(self, group_id: str, member_id: str, timeout_ms: int) -> None:
         def expire() -> Result[None]:
