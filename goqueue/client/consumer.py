@@ -43,6 +43,7 @@ Listener = Callable[[list[TopicPartition]], Awaitable[None] | None]
 CommitCallback = Callable[[Mapping[TopicPartition, Committed], BaseException | None], Any]
 ISOLATION_LEVELS = {"read_uncommitted": READ_UNCOMMITTED, "read_committed": READ_COMMITTED}
 RETRY_BACKOFF_S = 0.1
+STALE_EPOCH_RETRIES = 5
 WAIT_FOREVER_S = 3600.0
 
 
@@ -445,6 +446,7 @@ class Consumer:
         moves or loads, until the request timeout."""
         coordinator = self._group_coordinator()
         deadline = time.monotonic() + self._cluster.request_timeout
+        stale_epochs = 0
         while True:
             try:
                 return await call(await coordinator.connection())
@@ -452,6 +454,8 @@ class Consumer:
                 code = getattr(exc, "code", None)
                 if code in COORDINATOR_ERRORS:
                     await coordinator.reset()
+                elif code == ErrorCode.stale_member_epoch and stale_epochs < STALE_EPOCH_RETRIES:
+                    stale_epochs += 1  # the heartbeat in flight brings the new epoch
                 elif not exc.retriable or code is not None:
                     raise
                 if time.monotonic() >= deadline:

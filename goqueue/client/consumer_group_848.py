@@ -72,6 +72,7 @@ class ConsumerGroupMember:
         self._topics: list[str] = []
         self._ids: dict[str, uuid.UUID] = {}
         self._checked_at = 0.0
+        self._closing = False
         self._sent: tuple[list[str], list[TopicPartition]] | None = None
         """The subscription and owned partitions the broker last acknowledged."""
         self._task: asyncio.Task[None] | None = None
@@ -92,9 +93,16 @@ class ConsumerGroupMember:
         """Revoke what the member owns and leave the group (a static member leaves with
         epoch -2, keeping its partitions for its restart within the session timeout)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Let a heartbeat in flight finish: its answer may carry a new epoch, which the
+            # commit of the revoked partitions needs.
+            self._closing = True
+            self._wakeup.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self._cluster.request_timeout)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
         owned = self._hooks.owned()
         if owned:
             await (self._hooks.revoke if self.member_epoch > 0 else self._hooks.lose)(owned)
@@ -106,7 +114,7 @@ class ConsumerGroupMember:
 
     async def _run(self) -> None:
         backoff = RETRY_BACKOFF_S
-        while True:
+        while not self._closing:
             try:
                 again = await self._beat()
                 backoff = RETRY_BACKOFF_S
@@ -119,7 +127,7 @@ class ConsumerGroupMember:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_RETRY_BACKOFF_S)
                 continue
-            if not again:
+            if not again and not self._closing:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self._interval_s)
             self._wakeup.clear()

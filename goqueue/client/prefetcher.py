@@ -180,13 +180,15 @@ class Prefetcher:
         code = answer.error_code
         if code == ErrorCode.none:
             records, next_offset = consumer_records(tp, answer, offset, self._isolation_level)
-            state.buffer.extend(records)
-            state.buffer_end = next_offset
             state.high_watermark = answer.high_watermark
             state.last_stable_offset = getattr(answer, "last_stable_offset", -1)
             state.log_start_offset = getattr(answer, "log_start_offset", -1)
             if records:
+                state.buffer.extend(records)
+                state.buffer_end = next_offset
                 self._arrived.set()
+            else:
+                state.position = next_offset  # past control or aborted batches, if any
         elif code == ErrorCode.offset_out_of_range:
             logger.info("%s: offset %d is out of range, resetting", tp, offset)
             state.position = None
