@@ -123,6 +123,14 @@ class BrokerSettings:
             "node that is its own quorum."
         ),
     )
+    raft_routes: str | None = field(
+        default=None,
+        metadata=_meta(
+            "Where to reach some voters instead of their listed Raft address, in the voters "
+            "form `2@HOST:PORT,3@HOST:PORT`: for a relay or proxy between nodes. A voter is still "
+            "known by its listed address; only the connections this node opens go elsewhere."
+        ),
+    )
     rack: str | None = field(
         default=None,
         metadata=_meta(
@@ -519,6 +527,13 @@ class BrokerSettings:
         """Node id -> Raft address of the configured voters; empty for a single node."""
         return parse_voters(self.voters) if self.voters else {}
 
+    def raft_route_addresses(self) -> dict[str, str]:
+        """Listed Raft address -> the address this node connects to for that voter."""
+        if not self.raft_routes:
+            return {}
+        voters = self.voter_addresses()
+        return {voters[node]: route for node, route in parse_voters(self.raft_routes).items()}
+
     def is_voter(self) -> bool:
         """Whether this node votes in the metadata quorum (a single node always does)."""
         voters = self.voter_addresses()
@@ -628,7 +643,9 @@ def _convert(name: str, value: object, where: str) -> object:
     the field's type and check it."""
     spec = _FIELDS[name]
     try:
-        converted = (_to_voters if name == "voters" else _CONVERTERS[_TYPES[name]])(value)
+        converted = (
+            _to_voters if name in ("voters", "raft_routes") else _CONVERTERS[_TYPES[name]]
+        )(value)
         if spec.metadata["address"] and converted is not None:
             parse_host_port(str(converted))
     except (TypeError, ValueError) as exc:
@@ -750,6 +767,12 @@ def _check_cluster(settings: BrokerSettings) -> BrokerSettings:
         raise SettingsError(
             f"Node {settings.node_id} is listed in voters at {listed}, but its Raft address "
             f"(--raft) is {settings.raft}: make them the same."
+        )
+    unknown = set(parse_voters(settings.raft_routes) if settings.raft_routes else {}) - set(voters)
+    if unknown:
+        raise SettingsError(
+            f"Raft routes name nodes {sorted(unknown)} that are not voters: route only nodes "
+            "listed in --voters."
         )
     if settings.cluster_secret_file is not None:
         try:

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from pysyncobj import SyncObj, SyncObjConf, SyncObjException, replicated
+from pysyncobj.dns_resolver import globalDnsResolver
 from pysyncobj.encryptor import HAS_CRYPTO
 from pysyncobj.node import TCPNode
 
+from goqueue.config.settings import parse_host_port
 from goqueue.metadata import controller
 from goqueue.metadata.errors import (
     DuplicateBrokerError,
@@ -446,6 +448,23 @@ def _decode_entry(data: list[Any]) -> tuple[bytes, int, int]:
     return base64.b64decode(data[0]), int(data[1]), int(data[2])
 
 
+class RoutedNode(TCPNode):  # type: ignore[misc]
+    """A voter known by its listed Raft address (pysyncobj's identity for it) but connected
+    to at another address, such as a relay or a fault-injecting proxy."""
+
+    def __init__(self, address: str, route: str) -> None:
+        super().__init__(address)
+        self._route_host, self._route_port = parse_host_port(route)
+
+    @property
+    def ip(self) -> str:
+        return str(globalDnsResolver().resolve(self._route_host))
+
+    @property
+    def port(self) -> int:
+        return self._route_port
+
+
 class MetadataStateMachine(SyncObj):  # type: ignore[misc]
     """A member of the metadata Raft quorum that journals records under `directory` and
     snapshots the image as JSON. A voter listens on `address` and votes with `peers` (the
@@ -467,12 +486,14 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
         on_change: Callable[[MetadataImage, MetadataImage], None],
         on_ready: Callable[[], None],
         peers: Sequence[str] = (),
+        routes: Mapping[str, str] | None = None,
     ) -> None:
         if not HAS_CRYPTO:
             raise MetadataError(
                 "The metadata quorum needs the 'cryptography' package: pip install cryptography"
             )
         self._image = MetadataImage.empty()
+        self._routes = dict(routes or {})
         self._on_change = on_change
         self._in_flight = 0
         self._in_flight_lock = threading.Lock()
@@ -498,7 +519,7 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
             dynamicMembershipChange=True,
             **(CLUSTER_TIMING if peers else SINGLE_NODE_TIMING),
         )
-        super().__init__(address, list(peers), conf)
+        super().__init__(address, [self._node(peer) for peer in peers], conf)
         if address is None:
             return
         try:
@@ -509,6 +530,11 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
                 f"Cannot listen on the metadata quorum address {address}: it is in use or not a "
                 "local address. Choose another with --raft HOST:PORT or GOQUEUE_RAFT."
             ) from None
+
+    def _node(self, address: str) -> TCPNode:
+        """The voter listed at `address`, reached through its route when it has one."""
+        route = self._routes.get(address)
+        return TCPNode(address) if route is None else RoutedNode(address, route)
 
     @property
     def image(self) -> MetadataImage:
@@ -626,7 +652,7 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
             raft_data = (
                 _decode_entry(dump["last"]),
                 _decode_entry(dump["previous"]),
-                {TCPNode(address) for address in dump["cluster"]},
+                {self._node(address) for address in dump["cluster"]},
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             self._fail(MetadataError(f"Metadata snapshot {path} is unreadable: {exc}"))

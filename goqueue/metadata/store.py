@@ -104,8 +104,11 @@ class MetadataStore:
         voters = settings.voter_addresses()
         secret = settings.cluster_secret or secrets.token_urlsafe(32)
         peers = [address for node, address in voters.items() if node != settings.node_id]
+        routes = settings.raft_route_addresses()
         if peers:
-            await asyncio.to_thread(check_secret, peers, secret)
+            await asyncio.to_thread(
+                check_secret, [routes.get(peer, peer) for peer in peers], secret
+            )
         self._raft = MetadataStateMachine(
             settings.raft if settings.is_voter() else None,
             directory,
@@ -113,6 +116,7 @@ class MetadataStore:
             on_change=lambda _old, new: self._to_loop(self._publish, new),
             on_ready=lambda: self._to_loop(ready.set),
             peers=peers,
+            routes=routes,
         )
         try:
             await self._wait(ready.wait(), timeout, "replay the metadata and elect a leader")
