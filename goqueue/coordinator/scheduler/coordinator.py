@@ -77,6 +77,7 @@ BUCKETS_DIR = "__scheduler"
 """Under the data directory; not a partition directory name, so the log manager ignores it."""
 _BATCH_BYTES = 1024 * 1024
 _RECORD_OVERHEAD = 64
+"""Bytes a record may take beyond its encoded message and id (varints, the added headers)."""
 READ_CHUNK_BYTES = 1024 * 1024
 
 
@@ -435,8 +436,7 @@ def _build_batches(
         headers.append((SCHEDULE_ID_HEADER, entry.schedule_id.encode()))
         headers.append((SCHEDULED_AT_HEADER, str(entry.due_ms).encode()))
         record = NewRecord(message.key, message.value, headers, now_ms)
-        record_size = _RECORD_OVERHEAD + len(message.key or b"") + len(message.value or b"")
-        record_size += sum(len(name) + len(value or b"") + 8 for name, value in headers)
+        record_size = _RECORD_OVERHEAD + len(entry.value) + len(entry.schedule_id)
         if records and size + record_size > limit:
             batches.append(build_batch(records, compression=codec, now_ms=now_ms))
             records, size = [], 0
