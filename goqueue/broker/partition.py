@@ -337,6 +337,16 @@ class Partition:
         candidate = min(leader_high_watermark, self.log.log_end_offset)
         self._high_watermark = max(self._high_watermark, candidate)
 
+    def follow_log_start(self, leader_log_start_offset: int) -> bool:
+        """Move the log start up to the leader's (DeleteRecords there), never past the high
+        watermark; True if it moved (the caller checkpoints it)."""
+        target = min(leader_log_start_offset, self._high_watermark)
+        if target <= self.log.log_start_offset:
+            return False
+        self.log.delete_records_before(target)
+        self.epochs.truncate_from_start(target)
+        return True
+
     def truncate(self, offset: int) -> None:
         """Remove the log from `offset` on (divergent data of an older leader epoch), with its
         epoch entries; producer state is rebuilt for the log that remains."""

@@ -303,6 +303,8 @@ class ReplicaFetcher:
             if data.records:
                 await partition.append_from_leader(data.records, epoch, int(time.time() * 1000))
             partition.follow_high_watermark(int(data.high_watermark))
+            if partition.follow_log_start(int(data.log_start_offset)):
+                await asyncio.to_thread(partition.log.checkpoint_log_start_offset)
             return True
         if code == ErrorCode.offset_out_of_range:
             if offset < data.log_start_offset:

@@ -20,10 +20,15 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KpTopicPartition
+from kio.schema.errors import ErrorCode
 
+from goqueue.broker.replica_fetcher import OFFSET_FOR_LEADER_EPOCH
 from goqueue.client import groups
 from goqueue.client.cluster import Cluster
+from goqueue.client.connection import Connection
 from goqueue.client.errors import ClientError
+from goqueue.client.fetcher import FETCH, FetchLimits, fetch_request
+from goqueue.client.metadata import TopicPartition as GqTopicPartition
 from goqueue.testing.cluster import ClusterProcess, wait_until
 
 REPLICATION_TIMINGS = {
@@ -195,6 +200,54 @@ def test_consumers_read_only_up_to_the_high_watermark(shared_cluster: ClusterPro
     finally:
         consumer.close()
     assert (low, high) == (0, 3)
+
+
+def test_only_the_leader_serves_and_stale_epochs_are_fenced(
+    shared_cluster: ClusterProcess,
+) -> None:
+    cluster = shared_cluster
+    topic = create_topic(cluster, 1)
+    assert confluent_produce(cluster, topic, [b"x", b"y"]) == [None] * 2
+    state = partition_state(cluster, topic, 0)
+    follower = next(node for node in state.replicas if node != state.leader)
+
+    async def ask(node_id: int, api_key: int, request: dict[str, Any]) -> Any:
+        host, port = cluster.nodes[node_id].bootstrap.split(":")
+        connection = await Connection.open(host, int(port))
+        try:
+            return await connection.request(api_key, request)
+        finally:
+            await connection.close()
+
+    async def topic_id() -> Any:
+        async with Cluster(bootstrap(cluster)) as client:
+            return (await client.topic(topic)).topic_id
+
+    ids = {topic: asyncio.run(topic_id())}
+
+    def fetch(node_id: int, epoch: int) -> Any:
+        request = fetch_request({GqTopicPartition(topic, 0): 0}, ids, FetchLimits())
+        request["topics"][0]["partitions"][0]["current_leader_epoch"] = epoch
+        response = asyncio.run(ask(node_id, FETCH, request))
+        return response.responses[0].partitions[0]
+
+    def end_offset(node_id: int, current: int, wanted: int) -> Any:
+        partitions = [{"partition": 0, "current_leader_epoch": current, "leader_epoch": wanted}]
+        request = {"replica_id": -1, "topics": [{"topic": topic, "partitions": partitions}]}
+        response = asyncio.run(ask(node_id, OFFSET_FOR_LEADER_EPOCH, request))
+        return response.topics[0].partitions[0]
+
+    epoch = 0
+    """A new topic keeps its first leader, at leader epoch 0."""
+    served = fetch(state.leader, -1)
+    assert (served.error_code, served.high_watermark) == (ErrorCode.none, 2)
+    refused = fetch(follower, -1)
+    assert refused.error_code == ErrorCode.not_leader_or_follower
+    assert refused.current_leader.leader_id == state.leader
+    assert fetch(state.leader, epoch + 1).error_code == ErrorCode.unknown_leader_epoch
+    answer = end_offset(state.leader, -1, epoch)
+    assert (answer.error_code, answer.leader_epoch, answer.end_offset) == (ErrorCode.none, epoch, 2)
+    assert end_offset(follower, -1, epoch).error_code == ErrorCode.not_leader_or_follower
 
 
 def test_min_insync_replicas_refuses_acks_all_when_a_replica_is_down(

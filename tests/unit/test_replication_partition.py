@@ -195,3 +195,21 @@ async def test_truncation_rebuilds_producer_state_and_epochs(tmp_path: Path) -> 
     assert entry is not None and entry.last_seq == 0, "the truncated batch is forgotten"
     headers = [header for header, _ in iter_batches(read_all(partition.log))]
     assert [h.leader_epoch for h in headers] == [1]
+
+
+@run
+async def test_a_follower_follows_the_leaders_log_start_up_to_its_high_watermark(
+    tmp_path: Path,
+) -> None:
+    source = leader(tmp_path / "leader", epoch=1)
+    for _ in range(4):
+        produce(source)
+    follower = open_partition(tmp_path / "follower", node_id=2)
+    follower.become_follower(1, 1, 1, REPLICAS, REPLICAS)
+    assert await follower.append_from_leader(read_all(source.log), 1, now_ms=1000)
+    follower.follow_high_watermark(3)
+    assert follower.follow_log_start(2)
+    assert follower.log.log_start_offset == 2
+    assert follower.follow_log_start(10)
+    assert follower.log.log_start_offset == 3, "never past the high watermark"
+    assert not follower.follow_log_start(1)

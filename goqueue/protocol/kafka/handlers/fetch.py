@@ -9,14 +9,18 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 from kio.static.protocol import ResponsePayload
 
+from goqueue.broker.broker import Broker
 from goqueue.broker.fetch import CONSUMER, FetchedPartition, PartitionFetch, fetch
 from goqueue.log.partition_log import FileSlice
 from goqueue.protocol.kafka.api import Api, RequestContext, topic_name
-from goqueue.protocol.kafka.codec import SplicedResponse, build, nested, response_type
+from goqueue.protocol.kafka.codec import SplicedResponse, build, has_field, nested, response_type
 
 API_KEY = 1
 INVALID_SESSION_ID = 0
 FULL_FETCH_EPOCHS = (-1, 0)
+LEADER_ERRORS = frozenset({ErrorCode.not_leader_or_follower, ErrorCode.fenced_leader_epoch})
+"""Errors answered with the current leader and epoch (v12+), so clients skip a metadata
+round trip."""
 
 
 async def handle(context: RequestContext, request: Any) -> ResponsePayload | SplicedResponse:
@@ -64,7 +68,7 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Spl
     by_topic: dict[str, list[Any]] = {}
     for result in results:
         by_topic.setdefault(result.request.topic, []).append(
-            _partition_data(partition_type, result, slices)
+            _partition_data(partition_type, result, slices, _current_leader(broker, result))
         )
     topics = [
         build(
@@ -111,15 +115,32 @@ def _replica_id(request: Any) -> int:
     return int(getattr(request, "replica_id", CONSUMER))
 
 
+def _current_leader(broker: Broker, result: FetchedPartition) -> tuple[int, int] | None:
+    """(leader id, leader epoch) of a partition whose fetch went to the wrong replica."""
+    if result.error_code not in LEADER_ERRORS:
+        return None
+    info = broker.image.topics.get(result.request.topic)
+    state = info.partition_states.get(result.request.partition) if info else None
+    return (state.leader, state.leader_epoch) if state else None
+
+
 def _partition_data(
-    partition_type: type[Any], result: FetchedPartition, slices: dict[bytes, FileSlice]
+    partition_type: type[Any],
+    result: FetchedPartition,
+    slices: dict[bytes, FileSlice],
+    leader: tuple[int, int] | None,
 ) -> Any:
     records = b""
     if result.data is not None:
         records = os.urandom(16)
         slices[records] = result.data
+    extra = {}
+    if leader is not None and has_field(partition_type, "current_leader"):
+        leader_type = nested(partition_type, "LeaderIdAndEpoch")
+        extra["current_leader"] = build(leader_type, leader_id=leader[0], leader_epoch=leader[1])
     return build(
         partition_type,
+        **extra,
         partition_index=result.request.partition,
         error_code=result.error_code,
         high_watermark=result.high_watermark,
