@@ -302,8 +302,9 @@ def local(
     from goqueue.testing.cluster import ClusterProcess
 
     cluster = ClusterProcess(base_dir, nodes, timings={})
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     cluster.start()
+    # Blocked only now: the nodes must not inherit the mask, or they could not be stopped.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     stdout.print(f"{nodes}-node cluster running; bootstrap: {cluster.bootstrap}")
     for node_id, node in cluster.nodes.items():
         stdout.print(

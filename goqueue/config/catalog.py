@@ -38,6 +38,7 @@ class ConfigType(enum.Enum):
     LONG = "long"
     DOUBLE = "double"
     LIST = "list"
+    BOOLEAN = "boolean"
 
 
 class Validator(Protocol):
@@ -113,6 +114,10 @@ class ConfigEntry:
                 raise self._invalid(text, self._not_a_number)
         elif self.type is ConfigType.LIST:
             value = [item.strip() for item in text.split(",") if item.strip()]
+        elif self.type is ConfigType.BOOLEAN:
+            value = text.strip().lower()
+            if value not in ("true", "false"):
+                raise self._invalid(text, "Expected value to be either true or false")
         else:
             value = text.strip()
         problem = self.check(value)
@@ -202,6 +207,13 @@ TOPIC_CONFIGS: tuple[ConfigEntry, ...] = (
         "Compression of stored batches; `producer` keeps whatever the producer sent.",
         default_setting="compression_type",
         validator=OneOf(("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")),
+    ),
+    ConfigEntry(
+        "unclean.leader.election.enable",
+        ConfigType.BOOLEAN,
+        "Whether a replica that is not in sync may become the leader when no in-sync replica "
+        "is alive: the partition comes back sooner but loses what only the old leader had.",
+        default="false",
     ),
     ConfigEntry(
         "min.insync.replicas",

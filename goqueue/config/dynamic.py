@@ -72,6 +72,7 @@ _WIRE_TYPES = {
     ConfigType.LONG: WireType.LONG,
     ConfigType.DOUBLE: WireType.DOUBLE,
     ConfigType.LIST: WireType.LIST,
+    ConfigType.BOOLEAN: WireType.BOOLEAN,
 }
 INT32_MAX = 2**31 - 1
 
