@@ -10,12 +10,12 @@ election (Kafka does the same on controller failover).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
 
 from goqueue.config.settings import BrokerSettings
+from goqueue.metadata.background import BackgroundTask
 from goqueue.metadata.controller import imbalanced_partitions
 from goqueue.metadata.errors import MetadataError
 from goqueue.metadata.image import MetadataImage
@@ -50,24 +50,13 @@ def expired_brokers(
     return expired
 
 
-class ControllerLoop:
+class ControllerLoop(BackgroundTask):
     def __init__(
         self, store: MetadataStore, raft: MetadataStateMachine, settings: BrokerSettings
     ) -> None:
         self._store = store
         self._raft = raft
         self._settings = settings
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _run(self) -> None:
         leading_since: float | None = None

@@ -10,7 +10,6 @@ BrokerHeartbeatManager does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import time
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 from pysyncobj.utility import TcpUtility, UtilityException
 
 from goqueue.config.settings import BrokerSettings, parse_host_port
+from goqueue.metadata.background import BackgroundTask
 from goqueue.metadata.errors import DuplicateBrokerError, MetadataError
 from goqueue.metadata.image import NO_LEADER, BrokerInfo
 from goqueue.metadata.state_machine import broker_to_json
@@ -86,25 +86,15 @@ async def register(store: MetadataStore, me: BrokerInfo, settings: BrokerSetting
         await asyncio.sleep(REGISTRATION_RETRY_S)
 
 
-class BrokerLifecycle:
+class BrokerLifecycle(BackgroundTask):
     """Heartbeats while the broker runs; controlled shutdown when it stops."""
 
     def __init__(self, store: MetadataStore, settings: BrokerSettings) -> None:
         self._store = store
         self._settings = settings
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._heartbeat())
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _heartbeat(self) -> None:
+    async def _run(self) -> None:
+        """Heartbeat every broker.heartbeat.interval.ms."""
         record = {
             "type": "broker_heartbeat",
             "node_id": self._settings.node_id,
