@@ -20,6 +20,7 @@ import random
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,7 +99,7 @@ class Sender:
         self._tasks: set[asyncio.Task[None]] = set()
         self._node_backoff: dict[int, float] = {}
         self._connections: dict[int, Connection] = {}
-        self._connecting: dict[int, asyncio.Task[None]] = {}
+        self._connecting: set[int] = set()
         self.topics: set[str] = set()
         """Topics this producer sends to: their metadata is refreshed every
         `metadata_max_age` seconds, so added partitions and moved leaders are seen."""
@@ -107,6 +108,7 @@ class Sender:
         self._metadata_age_at = time.monotonic() + config.metadata_max_age
         self._refreshing = False
         self._producer_id_at = 0.0
+        self._asking_producer_id = False
         self._rotation = itertools.count()
 
     def wake(self) -> None:
@@ -121,7 +123,7 @@ class Sender:
                 self._give_up(batch, expired_error(batch, self.config.delivery_timeout))
             wake_at = math.inf
             if self.idempotence is not None and self.idempotence.needs_producer_id:
-                wake_at = await self._new_producer_id(now)
+                wake_at = self._new_producer_id(now)
             else:
                 wake_at = self._send_ready(now)
             if now >= self._metadata_age_at:
@@ -149,29 +151,42 @@ class Sender:
         self.accumulator.queues.clear()
         self.wake()
 
-    async def _new_producer_id(self, now: float) -> float:
-        """Get a (new) producer id once no request is in flight; the time to try again."""
-        assert self.idempotence is not None
-        if self._in_flight:
-            return math.inf  # the last answer wakes the loop
+    def _new_producer_id(self, now: float) -> float:
+        """Ask for a (new) producer id once no request is in flight; the time to look again."""
+        if self._in_flight or self._asking_producer_id:
+            return math.inf  # the last answer, or the InitProducerId answer, wakes the loop
         if now < self._producer_id_at:
             return self._producer_id_at
+        self._asking_producer_id = True
+        self._background(self._init_producer_id())
+        return math.inf
+
+    async def _init_producer_id(self) -> None:
+        assert self.idempotence is not None
         try:
             producer_id, epoch = await init_producer_id(self.cluster)
         except ClientError as exc:
             if not exc.retriable:
                 self.fatal = exc
                 self.abort(ProducerClosedError(f"the producer cannot get a producer id: {exc}"))
-                return math.inf
+                return
             logger.info("InitProducerId failed, retrying: %s", exc)
-            self._producer_id_at = now + self.config.retry_backoff
-            return self._producer_id_at
-        if self.idempotence.producer_id >= 0:
-            logger.info("producer id %d replaces %d", producer_id, self.idempotence.producer_id)
-        self.idempotence.use(producer_id, epoch)
-        for batch in self.accumulator.queued():
-            batch.forget_sequence()
-        return time.monotonic()
+            self._producer_id_at = time.monotonic() + self.config.retry_backoff
+        else:
+            if self.idempotence.producer_id >= 0:
+                logger.info("producer id %d replaces %d", producer_id, self.idempotence.producer_id)
+            self.idempotence.use(producer_id, epoch)
+            for batch in self.accumulator.queued():
+                batch.forget_sequence()
+        finally:
+            self._asking_producer_id = False
+            self.wake()
+
+    def _background(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a request beside the send loop (kept referenced until done, cancelled by abort)."""
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _send_ready(self, now: float) -> float:
         """Start requests for every broker with sendable batches; the next time to look again."""
@@ -210,10 +225,8 @@ class Sender:
         if connection is not None and not connection.closed:
             return connection
         if node not in self._connecting:
-            task = asyncio.create_task(self._connect(node, {tp.topic for tp in tps}))
-            self._connecting[node] = task
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._connecting.add(node)
+            self._background(self._connect(node, {tp.topic for tp in tps}))
         return None
 
     async def _connect(self, node: int, topics: set[str]) -> None:
@@ -224,7 +237,7 @@ class Sender:
             self._node_backoff[node] = time.monotonic() + self.config.retry_backoff
             self._stale.update(topics)
         finally:
-            del self._connecting[node]
+            self._connecting.discard(node)
             self.wake()
 
     def _rotated(self, tps: list[TopicPartition]) -> list[TopicPartition]:
@@ -277,9 +290,7 @@ class Sender:
         self._node_in_flight[node] += 1
         self._tp_in_flight.update(list(batches))
         # The task's first step writes the request, so requests leave in the order drained.
-        task = asyncio.create_task(self._produce(node, connection, batches, request, ids))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background(self._produce(node, connection, batches, request, ids))
 
     async def _produce(
         self,
@@ -399,9 +410,7 @@ class Sender:
             self._stale.clear()
             self._refreshing = True
             self._refresh_at = now + self.config.retry_backoff
-            task = asyncio.create_task(self._refresh(topics))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._background(self._refresh(topics))
         return self._refresh_at
 
     async def _refresh(self, topics: list[str]) -> None:
