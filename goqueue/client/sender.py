@@ -121,8 +121,9 @@ class Sender:
             now = time.monotonic()
             for batch in self.accumulator.expire(now, self.config.delivery_timeout):
                 self._give_up(batch, expired_error(batch, self.config.delivery_timeout))
-            wake_at = math.inf
-            if self.idempotence is not None and self.idempotence.needs_producer_id:
+            if self.fatal is not None:
+                wake_at = math.inf  # everything failed; wait for close
+            elif self.idempotence is not None and self.idempotence.needs_producer_id:
                 wake_at = self._new_producer_id(now)
             else:
                 wake_at = self._send_ready(now)

@@ -209,6 +209,7 @@ class FakeKafka:
         self.producer_ids = 0
         self.metadata_requests = 0
         self.answer_produce = True
+        self.init_error = ErrorCode.none
 
     def handle(self, header: Any, request: Any) -> Any:
         key, version = header.request_api_key, header.request_api_version
@@ -224,7 +225,7 @@ class FakeKafka:
                 response,
                 {
                     "throttle_time": datetime.timedelta(0),
-                    "error_code": ErrorCode.none,
+                    "error_code": self.init_error,
                     "producer_id": 1000 + self.producer_ids,
                     "producer_epoch": 0,
                 },
@@ -379,3 +380,15 @@ def test_close_with_a_timeout_fails_what_the_broker_never_answered(kafka: FakeKa
     error = run(scenario())
     assert isinstance(error, ProducerClosedError)
     assert "closed before delivery" in str(error)
+
+
+def test_a_producer_refused_a_producer_id_fails_its_records_and_asks_no_more(
+    kafka: FakeKafka,
+) -> None:
+    kafka.init_error = ErrorCode.cluster_authorization_failed
+    first, second = produce(2)
+    assert isinstance(first, ProducerClosedError)
+    assert "cluster authorization failed" in str(first).lower()
+    assert isinstance(second, ProducerClosedError)
+    assert kafka.producer_ids == 1
+    assert kafka.produced == []
