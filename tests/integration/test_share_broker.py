@@ -319,6 +319,11 @@ def test_share_groups_are_listed_described_and_deleted(share_broker: BrokerProce
         [member] = described.members
         assert [t.topic_name for t in member.assignment.topic_partitions] == [topic]
         assert member.subscribed_topic_names == (topic,)
+        produce(bootstrap, topic, [b"a", b"b", b"c"])
+        poll_until(consumer, lambda got: len(got) >= 3, "three records")
+        consumer.commit_sync()
+        produce(bootstrap, topic, [b"d", b"e"])
+        assert _offsets(bootstrap, group) == [(0, 3, 2)]
         assert _delete(bootstrap, group) == ErrorCode.non_empty_group
     finally:
         consumer.close()
@@ -329,6 +334,19 @@ def test_share_groups_are_listed_described_and_deleted(share_broker: BrokerProce
 SHARE_GROUP_DESCRIBE = 77
 LIST_GROUPS = 16
 DELETE_GROUPS = 42
+DESCRIBE_SHARE_GROUP_OFFSETS = 90
+
+
+def _offsets(bootstrap: str, group: str) -> list[tuple[int, int, int]]:
+    """(partition, start offset, lag) of every share partition (DescribeShareGroupOffsets)."""
+    request = {"groups": [{"group_id": group, "topics": None}]}
+    [described] = asyncio.run(_request(bootstrap, DESCRIBE_SHARE_GROUP_OFFSETS, request)).groups
+    assert described.error_code == ErrorCode.none
+    return [
+        (p.partition_index, p.start_offset, p.lag)
+        for topic in described.topics
+        for p in topic.partitions
+    ]
 
 
 async def _request(bootstrap: str, api_key: int, fields: dict[str, Any]) -> Any:

@@ -26,12 +26,13 @@ GROUP = "workers"
 
 class Topics:
     partitions = 2
+    deleted = False
 
     def by_name(self, name: str) -> tuple[uuid.UUID, int] | None:
-        return (TOPIC_ID, self.partitions) if name == TOPIC else None
+        return (TOPIC_ID, self.partitions) if name == TOPIC and not self.deleted else None
 
     def name_of(self, topic_id: uuid.UUID) -> str | None:
-        return TOPIC if topic_id == TOPIC_ID else None
+        return TOPIC if topic_id == TOPIC_ID and not self.deleted else None
 
 
 @dataclass
@@ -60,12 +61,13 @@ SETTINGS = BrokerSettings(
 class World:
     def __init__(self) -> None:
         self.listener = Listener()
+        self.topics = Topics()
         self.log_end = 100
         self.harness = Harness(self.factory)
 
     def factory(self, timer: ManualTimer) -> ShareShard:
         return ShareShard(
-            0, timer, lambda: SETTINGS, Topics(), lambda t, p: (0, self.log_end), self.listener
+            0, timer, lambda: SETTINGS, self.topics, lambda t, p: (0, self.log_end), self.listener
         )
 
     @property
@@ -250,3 +252,15 @@ def test_the_share_session_of_a_member_that_left_is_forgotten_after_the_lock_dur
     world.harness.timer.advance(1000)
     assert world.listener.removed == ["a"]
     assert joined.member_epoch == 1
+
+
+def test_the_state_of_a_deleted_topic_goes_at_the_next_heartbeat() -> None:
+    world = World()
+    joined = world.beat("a", 0)
+    assert world.shard.start_offsets(GROUP) == {(TOPIC_ID, 0): (100, 0), (TOPIC_ID, 1): (100, 0)}
+    world.topics.deleted = True
+    world.beat("a", joined.member_epoch, None)
+    assert world.shard.groups[GROUP].partitions == {}
+    world.topics.deleted = False
+    world.restart()
+    assert world.shard.groups[GROUP].partitions == {}, "tombstones were written"

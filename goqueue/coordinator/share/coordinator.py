@@ -533,6 +533,9 @@ class ShareCoordinator:
         except BrokerError as exc:
             return exc.error_code
 
+    async def start_offsets(self, group_id: str) -> dict[TopicPartition, tuple[int, int]] | None:
+        return await self._read(group_id, lambda s: s.start_offsets(group_id))
+
     def is_share_group(self, group_id: str) -> bool:
         with contextlib.suppress(BrokerError):
             return group_id in self.runtime.shard(self.partition_for(group_id)).groups

@@ -256,6 +256,7 @@ class ShareShard:
         if (request.client_id, request.client_host) != (member.client_id, member.client_host):
             member.client_id, member.client_host = request.client_id, request.client_host
             changed = True
+        records += self._drop_deleted_topics(group)
         target = self._targets(group).get(member_id, {})
         assignment = None
         if target != member.assignment or member.member_epoch == JOIN_EPOCH:
@@ -281,6 +282,25 @@ class ShareShard:
             records,
             replay=False,
         )
+
+    def _drop_deleted_topics(self, group: ShareGroup) -> list[Record]:
+        """The state of share partitions whose topic was deleted goes (topic ids are never
+        reused, so a topic created again under the same name starts afresh)."""
+        records = []
+        for tp in [tp for tp in group.partitions if self._topics.name_of(tp[0]) is None]:
+            records += self._forget_partition(group, tp)
+        return records
+
+    def _forget_partition(self, group: ShareGroup, tp: TopicPartition) -> list[Record]:
+        for kind in ("lock", "ready"):
+            self._timer.cancel(_partition_key(kind, group.group_id, tp))
+        group.partitions.pop(tp, None)
+        group.deltas.pop(tp, None)
+        topic_id, index = tp
+        return [
+            snapshot_record(group.group_id, topic_id, index, None),
+            *delta_tombstones(group.group_id, topic_id, index),
+        ]
 
     def _targets(self, group: ShareGroup) -> dict[str, Mapping[uuid.UUID, frozenset[int]]]:
         topic_ids: dict[str, uuid.UUID] = {}
@@ -580,6 +600,21 @@ class ShareShard:
         )
         return ShareGroupDescription(group_id, ErrorCode.none, group.state, group.epoch, members)
 
+    def start_offsets(self, group_id: str) -> dict[TopicPartition, tuple[int, int]] | None:
+        """DescribeShareGroupOffsets: each share partition's start offset and lag (records
+        not yet finished: in flight, or past the end offset up to the high watermark); None
+        for a group that does not exist."""
+        group = self.groups.get(group_id)
+        if group is None:
+            return None
+        offsets = {}
+        for tp, partition in group.partitions.items():
+            name = self._topics.name_of(tp[0])
+            log = None if name is None else self._log_offsets(name, tp[1])
+            backlog = 0 if log is None else max(log[1] - partition.end_offset, 0)
+            offsets[tp] = (partition.start_offset, backlog + len(partition.entries))
+        return offsets
+
     def list_groups(self) -> list[tuple[str, str]]:
         """(group id, state) of every share group."""
         return [(group.group_id, group.state) for group in self.groups.values()]
@@ -635,11 +670,8 @@ class ShareShard:
         if group.members:
             return Result(ErrorCode.non_empty_group)
         records = [group_record(group_id, None)]
-        for tp in group.partitions:
-            for kind in ("lock", "ready"):
-                self._timer.cancel(_partition_key(kind, group_id, tp))
-            records.append(snapshot_record(group_id, tp[0], tp[1], None))
-            records += delta_tombstones(group_id, tp[0], tp[1])
+        for tp in list(group.partitions):
+            records += self._forget_partition(group, tp)
         del self.groups[group_id]
         return Result(ErrorCode.none, records, replay=False)
 

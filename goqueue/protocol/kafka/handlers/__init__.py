@@ -15,6 +15,7 @@ from goqueue.protocol.kafka.handlers import (
     describe_cluster,
     describe_configs,
     describe_groups,
+    describe_share_group_offsets,
     elect_leaders,
     fetch,
     find_coordinator,
@@ -80,6 +81,7 @@ APIS: dict[int, Api] = {
         share_group_describe,
         share_fetch,
         share_acknowledge,
+        describe_share_group_offsets,
     )
 }
 APIS.update((api.key, api) for api in raft_voters.APIS)
