@@ -19,6 +19,7 @@ from kafka import KafkaAdminClient
 from goqueue.testing.cluster import ClusterProcess, wait_until
 
 SESSION_S = 3.0
+UNCLEAN = "unclean.leader.election.enable"
 """The test cluster's broker session timeout (goqueue.testing.cluster.TEST_TIMINGS)."""
 
 
@@ -93,7 +94,9 @@ def test_every_client_sees_replicas_leaders_and_isrs(cluster: ClusterProcess) ->
     assert described_cluster["controller_id"] in {1, 2, 3}
 
 
-def test_a_killed_controller_is_replaced_then_fenced_and_its_leaderships_move(cluster: ClusterProcess) -> None:
+def test_a_killed_controller_is_replaced_then_fenced_and_its_leaderships_move(
+    cluster: ClusterProcess,
+) -> None:
     topic = unique_topic("failover")
     confluent = admin(cluster)
     create_topic(confluent, topic, 6, 3)
@@ -199,3 +202,33 @@ def test_manual_assignments_place_replicas_where_asked_and_bad_ones_are_refused(
     uneven = confluent.create_partitions([NewPartitions(topic, 5, replica_assignment=[[1]])])
     with pytest.raises(KafkaException, match="Inconsistent replication factor"):
         next(iter(uneven.values())).result(timeout=30)
+
+
+def test_unclean_election_only_where_the_topic_allows_it(cluster: ClusterProcess) -> None:
+    broker = cluster.new_node(4)
+    broker.start()
+    try:
+        confluent = admin(cluster)
+        wait_until(lambda: broker_ids(confluent) == {1, 2, 3, 4}, 10, "broker 4 to register")
+        unclean, clean = unique_topic("unclean"), unique_topic("clean")
+        topics = [
+            NewTopic(unclean, 1, replica_assignment=[[3, 4]], config={UNCLEAN: "true"}),
+            NewTopic(clean, 1, replica_assignment=[[3, 4]]),
+        ]
+        for future in confluent.create_topics(topics).values():
+            future.result(timeout=30)
+
+        def state(topic: str) -> tuple[int, list[int]]:
+            partition = partitions_of(confluent, topic)[0]
+            return partition.leader, list(partition.isrs)
+
+        cluster.nodes[3].kill()
+        wait_until(lambda: state(clean) == (4, [4]), SESSION_S + 5, "4 to lead alone")
+        broker.kill()
+        wait_until(lambda: 4 not in broker_ids(confluent), SESSION_S + 5, "4 to be fenced")
+        assert state(clean) == state(unclean) == (-1, [4]), "the last in-sync replica stays"
+        cluster.nodes[3].start()
+        wait_until(lambda: state(unclean) == (3, [3]), 10, "3 to lead the unclean topic")
+        assert state(clean) == (-1, [4]), "a clean topic waits for its in-sync replica"
+    finally:
+        broker.stop()
