@@ -13,6 +13,7 @@ the producer takes a new producer id (Kafka's epoch bump) before sending anythin
 """
 
 import asyncio
+import datetime
 import itertools
 import logging
 import math
@@ -317,6 +318,7 @@ class Sender:
             for batch in batches.values():
                 self._failed(batch, exc)
         else:
+            self._throttle(node, response.throttle_time)
             for tp, answer in partition_responses(response, topic_ids):
                 answered = batches.pop(tp, None)
                 if answered is None:
@@ -335,6 +337,12 @@ class Sender:
             self._node_in_flight[node] -= 1
             self._tp_in_flight.subtract(tps)
             self.wake()
+
+    def _throttle(self, node: int, throttle_time: datetime.timedelta) -> None:
+        """A broker over a quota says how long to wait: send it nothing before then (KIP-219)."""
+        if throttle_time > datetime.timedelta(0):
+            until = time.monotonic() + throttle_time.total_seconds()
+            self._node_backoff[node] = max(self._node_backoff.get(node, 0.0), until)
 
     def _complete(self, batch: ProducerBatch, base_offset: int, append_time: Any) -> None:
         if self.idempotence is not None:

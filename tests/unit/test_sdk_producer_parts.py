@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -210,6 +211,7 @@ class FakeKafka:
         self.metadata_requests = 0
         self.answer_produce = True
         self.init_error = ErrorCode.none
+        self.throttle = datetime.timedelta(0)
 
     def handle(self, header: Any, request: Any) -> Any:
         key, version = header.request_api_key, header.request_api_version
@@ -233,7 +235,8 @@ class FakeKafka:
         assert key == 0
         if not self.answer_produce:
             return None
-        return build_entity(response, {"responses": [self._produce(t) for t in request.topic_data]})
+        produced = [self._produce(topic) for topic in request.topic_data]
+        return build_entity(response, {"responses": produced, "throttle_time": self.throttle})
 
     def _metadata(self) -> dict[str, Any]:
         partition = {"error_code": ErrorCode.none, "leader_id": 0, "leader_epoch": 0}
@@ -392,3 +395,14 @@ def test_a_producer_refused_a_producer_id_fails_its_records_and_asks_no_more(
     assert isinstance(second, ProducerClosedError)
     assert kafka.producer_ids == 1
     assert kafka.produced == []
+
+
+def test_a_throttled_broker_gets_nothing_until_its_throttle_time_passed(kafka: FakeKafka) -> None:
+    kafka.throttle = datetime.timedelta(milliseconds=300)
+
+    async def check(producer: Producer) -> None:
+        start = time.monotonic()
+        await producer.send("orders", b"after the throttle")
+        assert time.monotonic() - start >= 0.25  # the wait began when the answer came
+
+    produce(1, check)
