@@ -21,6 +21,7 @@ from client_compat import (
     unique_topic,
 )
 from confluent_kafka import Consumer as ConfluentConsumer
+from confluent_kafka import Message
 from confluent_kafka import Producer as ConfluentProducer
 from confluent_kafka import TopicPartition as ConfluentTopicPartition
 from sdk_producer_support import StoredBatch, new_topic, run, stored_batches, stored_values
@@ -32,6 +33,28 @@ from goqueue.records.compression import Compression
 from goqueue.testing.process import BrokerProcess
 
 pytestmark = pytest.mark.integration
+
+
+def confluent_read(bootstrap: str, topic: str, count: int) -> list[Message]:
+    """The first `count` messages of partition 0 as confluent-kafka's consumer gets them."""
+    consumer = ConfluentConsumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique_topic("sdk-producer-reader"),
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        consumer.assign([ConfluentTopicPartition(topic, 0, 0)])
+
+        def poll(missing: int) -> list[Message]:
+            messages = consumer.consume(min(missing, 10_000), timeout=1)
+            assert all(m.error() is None for m in messages)
+            return messages
+
+        return collect(poll, count, "messages")
+    finally:
+        consumer.close()
 
 
 def test_send_returns_where_each_record_landed(shared_broker: BrokerProcess) -> None:
@@ -70,7 +93,7 @@ def test_every_codec_is_stored_as_sent_and_reads_back(
 ) -> None:
     records = samples(500, codec)
 
-    async def scenario() -> list[StoredBatch]:
+    async def scenario() -> tuple[str, list[StoredBatch]]:
         topic = await new_topic(shared_broker.bootstrap)
         compression: Any = None if codec == "none" else codec
         async with Producer(shared_broker.bootstrap, compression=compression) as producer:
@@ -78,12 +101,14 @@ def test_every_codec_is_stored_as_sent_and_reads_back(
                 await producer.enqueue(
                     topic, r.value, r.key, list(r.headers), timestamp=r.timestamp_ms
                 )
-        return await stored_batches(shared_broker.bootstrap, topic)
+        return topic, await stored_batches(shared_broker.bootstrap, topic)
 
-    batches = run(scenario())
+    topic, batches = run(scenario())
     assert {header.compression for header, _ in batches} == {Compression[codec]}
-    got = [(r.key, r.value, r.headers, r.timestamp_ms) for _, rs in batches for r in rs]
-    assert got == [(r.key, r.value, r.headers, r.timestamp_ms) for r in records]
+    sent = [(r.key, r.value, r.headers, r.timestamp_ms) for r in records]
+    assert [(r.key, r.value, r.headers, r.timestamp_ms) for _, rs in batches for r in rs] == sent
+    read = confluent_read(shared_broker.bootstrap, topic, len(records))
+    assert [(m.key(), m.value(), tuple(m.headers()), m.timestamp()[1]) for m in read] == sent
 
 
 @pytest.mark.parametrize("acks", [0, 1, "all"])
@@ -272,22 +297,6 @@ def test_confluent_kafka_reads_the_100000_message_round_trip(shared_broker: Brok
         return topic, time.monotonic() - start
 
     topic, elapsed = run(produce())
-    consumer = ConfluentConsumer(
-        {
-            "bootstrap.servers": shared_broker.bootstrap,
-            "group.id": unique_topic("sdk-round-trip"),
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        consumer.assign([ConfluentTopicPartition(topic, 0, 0)])
-
-        def poll(missing: int) -> list[bytes | None]:
-            messages = consumer.consume(min(missing, 10_000), timeout=1)
-            assert all(m.error() is None for m in messages)
-            return [m.value() for m in messages]
-
-        assert_round_trip(collect(poll, ROUND_TRIP_COUNT, "messages"))
-    finally:
-        consumer.close()
+    read = confluent_read(shared_broker.bootstrap, topic, ROUND_TRIP_COUNT)
+    assert_round_trip([m.value() for m in read])
     assert elapsed < 60, f"producing {ROUND_TRIP_COUNT} messages took {elapsed:.1f}s"
