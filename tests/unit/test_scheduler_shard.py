@@ -4,8 +4,10 @@ cancels, and what a reload (broker restart) rebuilds from the schedule log."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from coordinator_fakes import Harness, ManualTimer
 
 from goqueue.coordinator.runtime import Record, Result
 from goqueue.coordinator.scheduler.buckets import BucketStore
@@ -22,23 +24,34 @@ START_MS = 1_000_000_000
 
 
 class Driver:
-    """Runs shard operations as the coordinator runtime does: records are appended to a list
-    (the schedule log) and replayed into the shard."""
+    """The shard on the coordinator fakes' harness (records appended to a list and replayed,
+    as the runtime does), with its window files in `directory` and a clock of its own."""
 
-    def __init__(self, directory: Path, now_ms: int = START_MS) -> None:
+    def __init__(
+        self, directory: Path, now_ms: int = START_MS, previous: Driver | None = None
+    ) -> None:
+        """A fresh shard, or one that loads `previous`'s log (a broker restart)."""
         self.directory = directory
         self.now_ms = now_ms
-        self.log: list[Record] = []
-        self.store = BucketStore(directory)
-        self.shard = ScheduleShard(self.store, WINDOW_MS, now_ms)
+        if previous is None:
+            self.harness = Harness(self._new_shard)
+        else:
+            self.harness = previous.harness.reload(self._new_shard)
 
-    def run(self, result: Result[object]) -> object:
-        base = len(self.log)
-        self.log.extend(result.records)
-        if result.replay:
-            for delta, record in enumerate(result.records):
-                self.shard.replay(base + delta, record)
-        return result.response
+    def _new_shard(self, _timer: ManualTimer) -> ScheduleShard:
+        self.store = BucketStore(self.directory)
+        return ScheduleShard(self.store, WINDOW_MS, self.now_ms)
+
+    @property
+    def shard(self) -> ScheduleShard:
+        return self.harness.shard
+
+    @property
+    def log(self) -> list[Record]:
+        return self.harness.log
+
+    def run(self, result: Result[Any]) -> Any:
+        return self.harness.run(lambda: result)
 
     def park(self, schedule_id: str, due_ms: int, value: bytes = b"v") -> None:
         message = Message("orders", 0, due_ms, self.now_ms, b"k", value, (("h", b"1"),))
@@ -65,12 +78,9 @@ class Driver:
         return ids
 
     def reload(self, now_ms: int) -> Driver:
+        """A new shard loading this one's log at `now_ms`, as after a broker restart."""
         self.shard.on_unloaded()
-        restarted = Driver(self.directory, now_ms)
-        restarted.log = list(self.log)
-        for offset, record in enumerate(self.log):
-            restarted.shard.replay(offset, record)
-        return restarted
+        return Driver(self.directory, now_ms, self)
 
 
 @pytest.fixture
