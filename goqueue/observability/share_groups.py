@@ -1,12 +1,13 @@
-"""Share group metrics: records by state, what the groups finished, members and the age of
-the oldest unacknowledged record, computed at scrape time from the share coordinator's
-in-memory state (never by reading logs)."""
+"""Share group metrics: records by state, what the groups finished (counters that survive
+restarts, being persisted with the share partitions), members and the age of the oldest
+unacknowledged record, computed at scrape time from the share coordinator's in-memory state
+(never by reading logs)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from goqueue.coordinator.share.messages import ShareGroupStats
@@ -47,7 +48,7 @@ class ShareGroupCollector(Collector):
             labels=["group"],
         )
         totals = {
-            name: GaugeMetricFamily(
+            name: CounterMetricFamily(
                 f"goqueue_share_group_{name}_records", doc, labels=["group", "topic", "partition"]
             )
             for name, doc in TOTALS

@@ -405,6 +405,9 @@ def test_counts_by_state_over_http_and_in_metrics(
     assert f"goqueue_share_group_records{{{labels}}} 4.0" in metrics
     assert f'goqueue_share_group_in_flight_records{{group="{group}"}} 4.0' in metrics
     assert f'goqueue_share_group_members{{group="{group}"}} 1.0' in metrics
+    totals = f'group="{group}",partition="0",topic="{topic}"'
+    assert f"goqueue_share_group_acknowledged_records_total{{{totals}}} 1.0" in metrics
+    assert f"goqueue_share_group_dead_lettered_records_total{{{totals}}} 1.0" in metrics
 
 
 def test_the_share_groups_page_example_runs(share_broker: BrokerProcess) -> None:
