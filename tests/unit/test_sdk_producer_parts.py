@@ -212,6 +212,7 @@ class FakeKafka:
         self.answer_produce = True
         self.init_error = ErrorCode.none
         self.throttle = datetime.timedelta(0)
+        self.batches_per_request: list[int] = []
 
     def handle(self, header: Any, request: Any) -> Any:
         key, version = header.request_api_key, header.request_api_version
@@ -235,6 +236,7 @@ class FakeKafka:
         assert key == 0
         if not self.answer_produce:
             return None
+        self.batches_per_request.append(sum(len(t.partition_data) for t in request.topic_data))
         produced = [self._produce(topic) for topic in request.topic_data]
         return build_entity(response, {"responses": produced, "throttle_time": self.throttle})
 
@@ -283,8 +285,8 @@ class FakeKafka:
 
 
 @pytest.fixture
-def kafka(monkeypatch: pytest.MonkeyPatch) -> FakeKafka:
-    fake = FakeKafka()
+def kafka(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> FakeKafka:
+    fake = FakeKafka(getattr(request, "param", 1))
 
     async def open_fake(self: Cluster, host: str, port: int) -> Connection:
         return await connect(FakeBroker(fake.handle))
@@ -406,3 +408,22 @@ def test_a_throttled_broker_gets_nothing_until_its_throttle_time_passed(kafka: F
         assert time.monotonic() - start >= 0.25  # the wait began when the answer came
 
     produce(1, check)
+
+
+@pytest.mark.parametrize("kafka", [4], indirect=True)
+def test_requests_carry_one_batch_per_partition_within_max_request_size(kafka: FakeKafka) -> None:
+    async def scenario() -> list[RecordMetadata]:
+        async with Producer(
+            "fake:9092", linger_ms=50, batch_size=200, max_request_size=300
+        ) as producer:
+            futures = [
+                await producer.enqueue("orders", b"x" * 110, partition=p) for p in (0, 1, 2, 3, 0)
+            ]
+            await producer.flush()
+            return [f.result() for f in futures]
+
+    delivered = run(scenario())
+    assert [(m.partition, m.offset) for m in delivered] == [(0, 0), (1, 0), (2, 0), (3, 0), (0, 1)]
+    # A record counts 131 bytes: two make too big a batch, two batches fill a request.
+    assert max(kafka.batches_per_request) == 2
+    assert sum(kafka.batches_per_request) == 5
