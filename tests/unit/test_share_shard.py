@@ -12,6 +12,7 @@ from kio.schema.errors import ErrorCode
 
 from goqueue.config.settings import BrokerSettings
 from goqueue.coordinator.runtime import Result
+from goqueue.coordinator.share.config import default_dlq_topic
 from goqueue.coordinator.share.group import TopicPartition
 from goqueue.coordinator.share.messages import ShareHeartbeat, ShareHeartbeatResponse
 from goqueue.coordinator.share.partition import AckBatch, Acquired, Candidate, RecordState
@@ -264,3 +265,9 @@ def test_the_state_of_a_deleted_topic_goes_at_the_next_heartbeat() -> None:
     world.topics.deleted = False
     world.restart()
     assert world.shard.groups[GROUP].partitions == {}, "tombstones were written"
+
+
+def test_the_default_dead_letter_topic_is_a_legal_topic_name() -> None:
+    assert default_dlq_topic("workers") == "workers.dlq"
+    assert default_dlq_topic("billing/eu west") == "billing_eu_west.dlq"
+    assert len(default_dlq_topic("g" * 400)) == 249

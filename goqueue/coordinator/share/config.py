@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from goqueue.broker.topic_names import MAX_NAME_LENGTH
 from goqueue.config.catalog import GROUP_CONFIGS
 from goqueue.config.dynamic import _WIRE_TYPES as WIRE_TYPES
 from goqueue.config.dynamic import ConfigSource, DescribedConfig, Synonym
@@ -12,6 +14,13 @@ from goqueue.config.settings import BrokerSettings
 from goqueue.coordinator.share.partition import Limits
 
 DLQ_SUFFIX = ".dlq"
+_ILLEGAL_IN_TOPIC = re.compile(r"[^a-zA-Z0-9._-]")
+
+
+def default_dlq_topic(group_id: str) -> str:
+    """`<group>.dlq`, with each character a topic name cannot hold replaced by `_` and the
+    group id cut to fit Kafka's 249-character limit."""
+    return _ILLEGAL_IN_TOPIC.sub("_", group_id)[: MAX_NAME_LENGTH - len(DLQ_SUFFIX)] + DLQ_SUFFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +47,7 @@ class ShareGroupConfig:
             heartbeat_interval_ms=int(values["share.heartbeat.interval.ms"]),
             max_size=settings.group_share_max_size,
             auto_offset_reset=values["share.auto.offset.reset"],
-            dlq_topic=values["goqueue.dlq.topic"] or group_id + DLQ_SUFFIX,
+            dlq_topic=values["goqueue.dlq.topic"] or default_dlq_topic(group_id),
             limits=Limits(
                 lock_duration_ms=int(values["share.record.lock.duration.ms"]),
                 delivery_count_limit=int(values["share.delivery.count.limit"]),

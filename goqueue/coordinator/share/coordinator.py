@@ -57,6 +57,7 @@ READ_BYTES = 1024 * 1024
 INITIAL_EPOCH = 0
 FINAL_EPOCH = -1
 DLQ_RETRY_S = 1.0
+DLQ_MAX_RETRY_S = 60.0
 TTL_CONFIG = "goqueue.message.ttl.ms"
 SHARE_TYPE = "share"
 T = TypeVar("T")
@@ -393,17 +394,23 @@ class ShareCoordinator:
         archive them; retried until it succeeds (the records stay pending meanwhile, also
         across restarts)."""
         index = self.partition_for(group_id)
+        delay = DLQ_RETRY_S
         while True:
             try:
                 if not await self._dead_letter_once(index, group_id, tp):
                     return
+                delay = DLQ_RETRY_S
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception(
-                    "dead-lettering records of %s for %s failed; retrying", tp, group_id
+                    "dead-lettering records of %s for %s failed; retrying in %.0f s",
+                    tp,
+                    group_id,
+                    delay,
                 )
-                await asyncio.sleep(DLQ_RETRY_S)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, DLQ_MAX_RETRY_S)
 
     async def _dead_letter_once(self, index: int, group_id: str, tp: TopicPartition) -> bool:
         shard = self.runtime.shard(index)
