@@ -104,7 +104,8 @@ class BrokerLifecycle(BackgroundTask):
         while True:
             await asyncio.sleep(interval)
             try:
-                await self._store.submit(record)
+                # A heartbeat lost in a partition is not waited for: the next one is due.
+                await self._store.submit(record, timeout=interval)
             except MetadataError as exc:
                 logger.debug("heartbeat not delivered: %s", exc)
 

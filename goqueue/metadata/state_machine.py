@@ -55,9 +55,11 @@ CLUSTER_TIMING = {
     "raftMaxTimeout": 0.8,
     "connectionTimeout": 2.0,
     "connectionRetryTime": 0.5,
+    "leaderFallbackTimeout": 3.0,
 }
-"""Several voters: a leader is replaced within about a second, and a restarted voter is
-reconnected within half a second."""
+"""Several voters: a leader is replaced within about a second, a leader cut off from the
+majority steps down within three (not pysyncobj's 30, during which it would still call itself
+the controller), and a restarted voter is reconnected within half a second."""
 BUSY_TICK_S = 0.002
 """Tick period while a command of ours awaits commit, so it applies within milliseconds."""
 

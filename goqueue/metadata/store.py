@@ -250,9 +250,9 @@ class MetadataStore:
         call(lambda result, error: self._to_loop(self._resolve, future, result, error))
         await self._wait(future, timeout, what)
 
-    async def submit(self, record: Record) -> object:
+    async def submit(self, record: Record, timeout: float = COMMAND_TIMEOUT_S) -> object:
         """Replicate one record and wait until it applies here (the controller's commands)."""
-        return await self._command(record)
+        return await self._command(record, timeout)
 
     async def create_topic(
         self,
