@@ -238,3 +238,21 @@ def test_bad_group_configs_are_refused_and_good_ones_described(
     assert asyncio.run(describe())["goqueue.share.fifo"] == "false"
     assert asyncio.run(alter("goqueue.share.fifo", "true")).error_code == ErrorCode.none
     assert asyncio.run(describe())["goqueue.share.fifo"] == "true"
+
+
+FIND_COORDINATOR = 10
+SHARE_KEY = 2
+
+
+def test_find_coordinator_answers_share_keys(share_broker: BrokerProcess) -> None:
+    async def find() -> Any:
+        async with Cluster(share_broker.bootstrap) as cluster:
+            connection = await cluster.any_connection()
+            return await connection.request(
+                FIND_COORDINATOR,
+                {"key_type": SHARE_KEY, "coordinator_keys": [f"workers:{uuid.uuid4()}:0"]},
+            )
+
+    [coordinator] = asyncio.run(find()).coordinators
+    assert coordinator.error_code == ErrorCode.none
+    assert f"{coordinator.host}:{coordinator.port}" == share_broker.bootstrap

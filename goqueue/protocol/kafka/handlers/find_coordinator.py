@@ -1,8 +1,10 @@
 """FindCoordinator: which broker coordinates a group (v0-v3: one key; v4+: a batch of keys).
 
-A group's coordinator is the leader of the `__consumer_offsets` partition its id hashes to.
-Transaction and share-group coordinators do not exist yet: clients asking for them get
-COORDINATOR_NOT_AVAILABLE and keep retrying, as they do while Kafka creates such a topic.
+A group's coordinator is the leader of the `__consumer_offsets` partition its id hashes to;
+a share group's (and, for SHARE keys `group:topicId:partition`, its share partitions') is the
+leader of the `__share_group_state` partition the group id hashes to. The transaction
+coordinator does not exist yet: clients asking for it get COORDINATOR_NOT_AVAILABLE and keep
+retrying, as they do while Kafka creates such a topic.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 from kio.static.protocol import ResponsePayload
 
+from goqueue.metadata.image import BrokerInfo
 from goqueue.protocol.kafka.api import Api, RequestContext
 from goqueue.protocol.kafka.codec import build, has_field, nested, response_type
 from goqueue.protocol.kafka.handlers.group_common import NO_THROTTLE
@@ -41,8 +44,8 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
 
 
 def _find(context: RequestContext, key_type: int, key: str) -> dict[str, Any]:
-    if key_type == GROUP:
-        leader = context.broker.groups.runtime.coordinator_for(key)
+    if key_type in (GROUP, SHARE):
+        leader = _coordinator(context, key_type, key)
         if leader is not None:
             return {
                 "error_code": ErrorCode.none,
@@ -52,7 +55,7 @@ def _find(context: RequestContext, key_type: int, key: str) -> dict[str, Any]:
                 "port": leader.port,
             }
         code = ErrorCode.coordinator_not_available
-    elif key_type in (TRANSACTION, SHARE):
+    elif key_type == TRANSACTION:
         code = ErrorCode.coordinator_not_available
     else:
         code = ErrorCode.invalid_request
@@ -60,6 +63,17 @@ def _find(context: RequestContext, key_type: int, key: str) -> dict[str, Any]:
         "FindCoordinator of key type %d for %r from %s: %s", key_type, key, context.peer, code.name
     )
     return {"error_code": code, "error_message": None, "node_id": -1, "host": "", "port": -1}
+
+
+def _coordinator(context: RequestContext, key_type: int, key: str) -> BrokerInfo | None:
+    """The broker coordinating a group key (the share coordinator's for a share group this
+    broker knows) or a SHARE key (by the group id it starts with)."""
+    shares = context.broker.shares
+    if key_type == SHARE:
+        return shares.runtime.coordinator_for(key.rsplit(":", 2)[0])
+    if shares.is_share_group(key):
+        return shares.runtime.coordinator_for(key)
+    return context.broker.groups.runtime.coordinator_for(key)
 
 
 API = Api(API_KEY, "FindCoordinator", 0, 6, handle)
