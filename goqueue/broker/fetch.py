@@ -74,9 +74,11 @@ async def fetch(
 
 def _record_follower(
     broker: Broker, requests: list[PartitionFetch], replica_id: int
-) -> dict[PartitionFetch, ErrorCode]:
+) -> dict[PartitionFetch, FetchedPartition]:
     """Tell each led partition how far the follower's log reaches (once per request: a fetch
-    that waits does not repeat it); returns the partitions that refused the follower."""
+    that waits does not repeat it); returns the partitions that refused the follower. An
+    offset outside the leader's log proves nothing (the follower must truncate or restart
+    first), so it is refused, as Kafka records only fetches it could serve."""
     refused = {}
     now_ms = int(time.time() * 1000)
     fenced = broker.is_fenced(replica_id)
@@ -84,9 +86,18 @@ def _record_follower(
         try:
             partition = broker.partition(request.topic, request.partition)
             partition.check_epoch(request.current_leader_epoch)
+            log = partition.log
+            if not log.log_start_offset <= request.offset <= log.log_end_offset:
+                refused[request] = FetchedPartition(
+                    request,
+                    ErrorCode.offset_out_of_range,
+                    partition.high_watermark,
+                    log.log_start_offset,
+                )
+                continue
             partition.record_follower_fetch(replica_id, request.offset, now_ms, fenced=fenced)
         except BrokerError as exc:
-            refused[request] = exc.error_code
+            refused[request] = FetchedPartition(request, exc.error_code)
     return refused
 
 
@@ -95,15 +106,15 @@ def _read_all(
     requests: list[PartitionFetch],
     max_bytes: int,
     replica_id: int,
-    refused: dict[PartitionFetch, ErrorCode],
+    refused: dict[PartitionFetch, FetchedPartition],
 ) -> list[FetchedPartition]:
     """Read each partition within the response budget; the first data may exceed it (KIP-74)."""
     budget = max_bytes
     results = []
     for request in requests:
-        code = refused.get(request)
-        if code is not None:
-            results.append(FetchedPartition(request, code))
+        answer = refused.get(request)
+        if answer is not None:
+            results.append(answer)
             continue
         result = _read(
             broker, request, min(request.max_bytes, budget), budget == max_bytes, replica_id
