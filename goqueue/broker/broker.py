@@ -527,6 +527,7 @@ class Broker:
         """Move a partition's log start offset to `offset` (-1: the high watermark), durably;
         returns the new log start offset (Kafka's low watermark)."""
         partition = self.partition(topic, index)
+        partition.check_leader()
         high_watermark = partition.high_watermark
         target = high_watermark if offset == HIGH_WATERMARK else offset
         if not 0 <= target <= high_watermark:

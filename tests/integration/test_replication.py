@@ -202,6 +202,52 @@ def test_consumers_read_only_up_to_the_high_watermark(shared_cluster: ClusterPro
     assert (low, high) == (0, 3)
 
 
+def test_a_consumer_group_reads_a_replicated_topic(shared_cluster: ClusterProcess) -> None:
+    cluster = shared_cluster
+    topic = create_topic(cluster, 4)
+    values = {b"g-%d" % i for i in range(40)}
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap(cluster), acks="all", enable_idempotence=False
+    )
+    try:
+        for value in sorted(values):
+            producer.send(topic, value)
+        producer.flush(TIMEOUT_S)
+    finally:
+        producer.close()
+    group = unique_topic("group")
+
+    async def aiokafka_member(seen: set[bytes]) -> None:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap(cluster),
+            group_id=group,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            deadline = time.monotonic() + TIMEOUT_S
+            while len(seen) < len(values) and time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=500)
+                seen.update(r.value for records in batches.values() for r in records)
+            await consumer.commit()
+        finally:
+            await consumer.stop()
+
+    seen: set[bytes] = set()
+    asyncio.run(aiokafka_member(seen))
+    assert seen == values
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap(cluster), group_id=group, enable_auto_commit=False
+    )
+    try:
+        partitions = [KpTopicPartition(topic, index) for index in range(4)]
+        committed = sum(consumer.committed(tp) or 0 for tp in partitions)
+    finally:
+        consumer.close()
+    assert committed == len(values), "the group's commits cover every message"
+
+
 def test_only_the_leader_serves_and_stale_epochs_are_fenced(
     shared_cluster: ClusterProcess,
 ) -> None:
