@@ -8,8 +8,9 @@ all due at one instant a few seconds after they are parked. Figures:
 - scheduling throughput: parked messages acknowledged per second (acks=all, so each
   produce waits for the schedule log's fsync);
 - broker memory (RSS) idle, with the far messages pending (all on disk but their window
-  files' page cache, which RSS does not count) and with the burst pending as well
-  (held in memory, as it is due within the next window);
+  files' page cache, which RSS does not count), again after a clean restart (which replays
+  the schedule log and rebuilds the window files: its duration is a figure too), and with
+  the burst pending as well (held in memory, as it is due within the next window);
 - the burst's lateness: record timestamp (the append to the topic) minus its scheduled time,
   and consumer arrival minus scheduled time, as percentiles, and how long after the due
   instant the last one was appended.
@@ -25,6 +26,8 @@ import shlex
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -161,6 +164,22 @@ def read_burst(bootstrap: str, count: int, timeout_s: float) -> list[tuple[int, 
     return got
 
 
+def restart(broker: BrokerProcess, timeout_s: float = 600) -> float:
+    """Stop the broker cleanly and start it again; seconds until the scheduler has replayed
+    its log and answers (503 from /api/v1/delayed while it loads)."""
+    broker.stop()
+    started = time.monotonic()
+    broker.start()
+    url = f"http://127.0.0.1:{broker.http_port}/api/v1/delayed?limit=1"
+    while time.monotonic() - started < timeout_s:
+        try:
+            with urllib.request.urlopen(url, timeout=10):
+                return time.monotonic() - started
+        except urllib.error.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the scheduler did not load within {timeout_s:.0f} s")
+
+
 def lateness(samples: Sequence[float]) -> str:
     ordered = sorted(samples)
     return (
@@ -190,6 +209,9 @@ def run(args: argparse.Namespace, results: DelayedResults, data_dir: Path) -> No
         figures["far_scheduling_msg_per_s"] = round(park(broker.bootstrap, dues))
         time.sleep(args.settle_s)
         figures["broker_rss_far_pending_mib"] = round(rss_mib(broker.pid), 1)
+        figures["restart_until_scheduler_loaded_s"] = round(restart(broker), 1)
+        time.sleep(args.settle_s)
+        figures["broker_rss_far_pending_after_restart_mib"] = round(rss_mib(broker.pid), 1)
         burst_at = time.time_ns() // 1_000_000 + args.burst_lead_s * 1000
         figures["burst_scheduling_msg_per_s"] = round(
             park(broker.bootstrap, [burst_at] * args.burst)
