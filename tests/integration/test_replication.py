@@ -411,6 +411,45 @@ def test_a_returning_old_leader_truncates_what_only_it_had(
     assert "truncating from 11 to 10" in cluster.nodes[old].log_text()
 
 
+def test_a_stalled_follower_leaves_the_isr_and_rejoins(tmp_path: Path) -> None:
+    """With replica.lag.time.max.ms below the broker session timeout, the leader (not the
+    controller's fencing) drops a frozen follower from the ISR, acks=all goes on without it,
+    and the follower rejoins once it catches up. The frozen node is not the controller, so the
+    quorum keeps applying the ISR change."""
+    cluster = ClusterProcess(
+        tmp_path / "cluster",
+        3,
+        env={**REPLICATION_TIMINGS, "GOQUEUE_REPLICA_LAG_TIME_MAX_MS": "1000"},
+    )
+    cluster.start()
+    try:
+        topic = create_topic(cluster, 1)
+        assert confluent_produce(cluster, topic, [b"before"]) == [None]
+        state = partition_state(cluster, topic, 0)
+        controller = admin(cluster).list_topics(timeout=10).controller_id
+        stalled = next(node for node in state.replicas if node not in (state.leader, controller))
+        os.kill(cluster.nodes[stalled].pid, signal.SIGSTOP)
+        try:
+            producer = Producer({"bootstrap.servers": bootstrap(cluster), "acks": "all"})
+            errors: list[KafkaError | None] = []
+            producer.produce(
+                topic, b"during", partition=0, on_delivery=lambda e, _m: errors.append(e)
+            )
+            assert producer.flush(SESSION_S) == 0, "acks=all waited for the frozen follower"
+            assert errors == [None]
+            assert stalled not in partition_state(cluster, topic, 0).isrs
+        finally:
+            os.kill(cluster.nodes[stalled].pid, signal.SIGCONT)
+        wait_until(
+            lambda: sorted(partition_state(cluster, topic, 0).isrs) == [1, 2, 3],
+            TIMEOUT_S,
+            "the follower to rejoin the ISR",
+        )
+        assert_replicas_identical(cluster, topic, 1)
+    finally:
+        cluster.stop()
+
+
 def test_group_commits_survive_the_coordinator_moving(cluster: ClusterProcess) -> None:
     topic = create_topic(cluster, 2)
     assert confluent_produce(cluster, topic, [b"m%d" % i for i in range(10)]) == [None] * 10
