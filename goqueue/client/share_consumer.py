@@ -69,6 +69,8 @@ logger = logging.getLogger(__name__)
 SHARE_GROUP_HEARTBEAT = 76
 SHARE_FETCH = 78
 SHARE_ACKNOWLEDGE = 79
+SESSION_ATTEMPTS = 2
+"""Tries of a ShareAcknowledge whose session the broker lost (a new session each time)."""
 RENEW_VERSION = 2
 """The first ShareAcknowledge version that carries RENEW acknowledgements (KIP-1222)."""
 SESSION_ERRORS = frozenset(
@@ -402,9 +404,13 @@ class ShareConsumer:
 
     async def commit(self) -> None:
         """Send every recorded acknowledgement now and wait for the answers; raises
-        `AcknowledgementError` naming each acknowledgement refused since the last commit
-        (piggybacked ones included)."""
-        await self._flush(self._pending_partitions(), final=False)
+        `AcknowledgementError` naming each acknowledgement since the last commit (piggybacked
+        ones included) that the broker refused or may not have applied (a broken connection:
+        `NETWORK_EXCEPTION`). Every acknowledgement it does not name was applied."""
+        try:
+            await self._flush(self._pending_partitions(), final=False)
+        except ClientError as exc:
+            self._report(self._take_pending(self._pending_partitions()), _as_kafka_error(exc))
         failures, self._failures = self._failures, []
         if failures:
             raise AcknowledgementError(failures)
@@ -581,9 +587,10 @@ class ShareConsumer:
             return []
         try:
             by_leader = await self.cluster.leaders(assignment)
-        except KafkaError as exc:
+        except (KafkaError, BrokerConnectionError) as exc:
             if not exc.retriable:
                 raise
+            logger.info("share group %s: no leaders to fetch from: %s", self.group_id, exc)
             await asyncio.sleep(RETRY_BACKOFF_S)
             return []
         rounds = await asyncio.gather(
@@ -626,10 +633,12 @@ class ShareConsumer:
                 "forgotten_topics_data": _forgotten(plan.forgotten),
             }
             sent_at = time.monotonic()
-            response = await self._session_request(
-                node_id, SHARE_FETCH, request, acks, self.max_wait_ms / 1000
-            )
+            with self._settled_on_failure(acks):
+                response = await self._session_request(
+                    node_id, SHARE_FETCH, request, self.max_wait_ms / 1000
+                )
             if response is None:
+                self._requeue(acks)
                 return []
             self._lock_timeout = response.acquisition_lock_timeout.total_seconds()
             lock_expires_at = sent_at + self._lock_timeout
@@ -710,6 +719,14 @@ class ShareConsumer:
                 taken[tp] = pending.acks
         return taken
 
+    def _report(
+        self, acks: Mapping[TopicPartition, Mapping[int, AckType]], error: KafkaError
+    ) -> None:
+        """Acknowledgements that may not have been applied, for the next `commit()`."""
+        self._failures.extend(
+            AckFailure(tp, tuple(sorted(o)), error) for tp, o in acks.items() if o
+        )
+
     def _requeue(self, acks: Mapping[TopicPartition, Mapping[int, AckType]]) -> None:
         for tp, offsets in acks.items():
             if offsets:
@@ -776,21 +793,25 @@ class ShareConsumer:
         """One ShareAcknowledge (the caller holds the session's lock); returns the lock
         timeout the broker reports and the acknowledgements it refused."""
         session = self._sessions[node_id]
-        if not session.open:
-            await self._open_session(node_id, acks, requeue=not renew)
         entries = {self._session_partition(tp): ack_batches(o) for tp, o in acks.items()}
-        request = {
-            "group_id": self.group_id,
-            "member_id": self.member_id,
-            "share_session_epoch": FINAL_EPOCH if final else session.epoch,
-            "is_renew_ack": renew,
-            "topics": _topics(entries),
-        }
-        response = await self._session_request(
-            node_id, SHARE_ACKNOWLEDGE, request, acks, 0, requeue=not renew
-        )
-        if response is None:
-            raise ShareSessionResetError(f"share session on broker {node_id} was reset")
+        for _ in range(SESSION_ATTEMPTS):
+            with self._settled_on_failure(acks, tracked=not renew):
+                if not session.open:
+                    await self._open_session(node_id)
+                request = {
+                    "group_id": self.group_id,
+                    "member_id": self.member_id,
+                    "share_session_epoch": FINAL_EPOCH if final else session.epoch,
+                    "is_renew_ack": renew,
+                    "topics": _topics(entries),
+                }
+                response = await self._session_request(node_id, SHARE_ACKNOWLEDGE, request, 0)
+            if response is not None:
+                break
+        else:
+            if not renew:
+                self._requeue(acks)
+            raise ShareSessionResetError(f"share session on broker {node_id} keeps resetting")
         if final:
             session.restart()
         remaining = dict(acks)
@@ -804,13 +825,7 @@ class ShareConsumer:
         lock = getattr(response, "acquisition_lock_timeout", None)  # from v2 on
         return (self._lock_timeout if lock is None else lock.total_seconds()), failures
 
-    async def _open_session(
-        self,
-        node_id: int,
-        acks: Mapping[TopicPartition, Mapping[int, AckType]],
-        *,
-        requeue: bool,
-    ) -> None:
+    async def _open_session(self, node_id: int) -> None:
         """Open a session that fetches nothing, so acknowledgements can follow (only a
         ShareFetch may open one, and it may not carry acknowledgements)."""
         request = {
@@ -826,24 +841,16 @@ class ShareConsumer:
             "forgotten_topics_data": [],
         }
         self._sessions[node_id].fetch(())
-        response = await self._session_request(
-            node_id, SHARE_FETCH, request, acks, 0, requeue=requeue
-        )
+        response = await self._session_request(node_id, SHARE_FETCH, request, 0)
         if response is None:
             raise ShareSessionResetError(f"cannot open a share session on broker {node_id}")
 
     async def _session_request(
-        self,
-        node_id: int,
-        api_key: int,
-        request: Fields,
-        acks: Mapping[TopicPartition, Mapping[int, AckType]],
-        wait_s: float,
-        *,
-        requeue: bool = True,
+        self, node_id: int, api_key: int, request: Fields, wait_s: float
     ) -> Any | None:
-        """Send one request of a share session; None when the session must start over (the
-        request's acknowledgements are queued again: the broker did not apply them)."""
+        """Send one request of a share session; None after a session error, which the
+        broker answers without applying anything. A request that gets no answer leaves the
+        session's epoch unknown, so the next request starts a new session."""
         session = self._sessions[node_id]
         try:
             connection = await self.cluster.connection(node_id)
@@ -852,10 +859,7 @@ class ShareConsumer:
                 api_key, request, timeout=self.cluster.request_timeout + wait_s
             )
         except (BrokerConnectionError, RequestTimedOutError, asyncio.CancelledError):
-            # The broker may or may not have seen the request: its session epoch is unknown.
             session.restart()
-            if requeue:
-                self._requeue(acks)
             raise
         code = response.error_code
         if code in SESSION_ERRORS:
@@ -863,17 +867,30 @@ class ShareConsumer:
                 "share group %s: broker %d: %s; new session", self.group_id, node_id, code.name
             )
             session.restart()
-            if requeue:
-                self._requeue(acks)
             return None
-        if code != ErrorCode.none:
-            session.answered()
-            error = error_for(code, response.error_message)
-            for tp, offsets in acks.items():
-                self._failures.append(AckFailure(tp, tuple(sorted(offsets)), error))
-            raise error
         session.answered()
+        if code != ErrorCode.none:
+            raise error_for(code, response.error_message)
         return response
+
+    @contextlib.contextmanager
+    def _settled_on_failure(
+        self, acks: Mapping[TopicPartition, Mapping[int, AckType]], *, tracked: bool = True
+    ) -> Iterator[None]:
+        """Account for the recorded acknowledgements (`tracked`; renewals are not) of a
+        request that fails: cancelled here, they are queued again (a repeat of an applied
+        one is refused harmlessly); otherwise they are reported to the next `commit()`, as
+        refused or, when the connection broke, as of unknown fate (NETWORK_EXCEPTION)."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            if tracked:
+                self._requeue(acks)
+            raise
+        except (BrokerConnectionError, KafkaError) as exc:
+            if tracked:
+                self._report(acks, _as_kafka_error(exc))
+            raise
 
     def _session_partition(self, tp: TopicPartition) -> SessionPartition:
         return (self._topic_ids[tp.topic], tp.partition)
@@ -922,6 +939,14 @@ def _unanswered(acks: Mapping[TopicPartition, Mapping[int, AckType]]) -> list[Ac
     """Acknowledgements of partitions the answer left out: their fate is unknown."""
     error = error_for(ErrorCode.unknown_server_error, "the broker did not answer for the partition")
     return [AckFailure(tp, tuple(sorted(o)), error) for tp, o in acks.items() if o]
+
+
+def _as_kafka_error(exc: ClientError) -> KafkaError:
+    """The error to report for acknowledgements a failed request carried: the broker's, or
+    NETWORK_EXCEPTION when no answer came (the broker may or may not have applied them)."""
+    if isinstance(exc, KafkaError):
+        return exc
+    return error_for(ErrorCode.network_exception, str(exc))
 
 
 def _error_code(code: int) -> ErrorCode:
