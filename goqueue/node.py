@@ -22,6 +22,8 @@ from goqueue.protocol.kafka.server import KafkaServer
 
 logger = logging.getLogger(__name__)
 
+LEFTOVER_TIMEOUT_S = 5.0
+
 
 class BrokerNode:
     """Starts the core before the Kafka listener and stops the listener before the core, so
@@ -110,7 +112,23 @@ class BrokerNode:
         await stop.wait()
         logger.info("shutting down: finishing requests in flight and flushing logs")
         await self.stop()
+        await _cancel_leftover_tasks()
         logger.info("shutdown complete")
+
+
+async def _cancel_leftover_tasks() -> None:
+    """Cancel what is still running after a stop and name any task that does not end: the
+    process could not exit while it runs."""
+    current = asyncio.current_task()
+    leftovers = [task for task in asyncio.all_tasks() if task is not current]
+    for task in leftovers:
+        task.cancel()
+    if not leftovers:
+        return
+    _, stuck = await asyncio.wait(leftovers, timeout=LEFTOVER_TIMEOUT_S)
+    for task in stuck:
+        frames = "; ".join(f"{f.f_code.co_filename}:{f.f_lineno}" for f in task.get_stack())
+        logger.error("task %s ignores cancellation at %s", task.get_name(), frames)
 
 
 def _metadata_current(image: MetadataImage) -> bool:

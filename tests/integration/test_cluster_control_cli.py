@@ -4,11 +4,14 @@ loopback cluster: their effect on the cluster, their output and their refusals."
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from client_compat import unique_topic
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from typer.testing import CliRunner
 
@@ -123,3 +126,66 @@ def test_a_voter_is_added_and_removed_on_the_running_cluster(cluster: ClusterPro
     finally:
         started.join(30)
         newcomer.stop()
+
+
+def test_a_partition_moves_to_other_brokers_while_a_producer_keeps_producing(
+    cluster: ClusterProcess,
+) -> None:
+    topic = unique_topic("moving")
+    client = admin(cluster)
+    client.create_topics([NewTopic(topic, 1, replica_assignment=[[1]])])[topic].result(30)
+    servers = cluster.bootstrap
+    acked: list[bytes] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        producer = Producer(
+            {"bootstrap.servers": servers, "enable.idempotence": True, "linger.ms": 5}
+        )
+
+        def delivered(error: object, message: Any) -> None:
+            if error is None:
+                acked.append(message.value())
+
+        sent = 0
+        while not stop.is_set():
+            producer.produce(topic, f"m{sent}".encode(), on_delivery=delivered)
+            producer.poll(0)
+            sent += 1
+            if sent % 100 == 0:
+                producer.flush(10)
+        producer.flush(30)
+
+    producing = threading.Thread(target=produce)
+    producing.start()
+    try:
+        wait_until(lambda: len(acked) > 500, 30, "the producer to get going")
+        output = cli(
+            cluster, "reassign", "--topic", topic, "--partition", "0", "--replicas", "2,3", "--wait"
+        )
+        assert "reassignment complete" in output
+        wait_until(lambda: len(acked) > 1500, 30, "produces to the moved partition")
+    finally:
+        stop.set()
+        producing.join(60)
+    moved = admin(cluster).list_topics(topic, timeout=10).topics[topic].partitions[0]
+    assert (moved.replicas, moved.leader, sorted(moved.isrs)) == ([2, 3], 2, [2, 3])
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": servers,
+            "group.id": unique_topic("g"),
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    seen: list[bytes] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(seen) < len(acked) and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                seen.append(message.value())
+    finally:
+        consumer.close()
+    assert seen == acked, f"{len(seen)} read back, {len(acked)} acknowledged"
