@@ -26,6 +26,7 @@ from goqueue.config.settings import parse_host_port, parse_voters
 app = typer.Typer(no_args_is_help=True, help="See and operate a cluster.")
 
 DESCRIBE_CLUSTER = 60
+DESCRIBE_QUORUM = 55
 ELECT_LEADERS = 43
 ALTER_REASSIGNMENTS = 45
 LIST_REASSIGNMENTS = 46
@@ -38,15 +39,24 @@ CONTROLLER_RETRIES = 20
 
 
 async def _controller_request(admin: Admin, api_key: int, fields: dict[str, Any]) -> Any:
-    """Send a request to the controller; follow it while it moves (NOT_LEADER_OR_FOLLOWER)."""
+    """Send a request to the controller; follow it while it moves (NOT_LEADER_OR_FOLLOWER,
+    at the top or, as DescribeQuorum answers, in the partition)."""
     for _ in range(CONTROLLER_RETRIES):
         await admin.cluster.refresh([])
         connection = await admin.cluster.controller()
         response = await connection.request(api_key, fields, timeout=TIMEOUT.total_seconds() + 5)
-        if response.error_code not in (ErrorCode.not_leader_or_follower, ErrorCode.not_controller):
+        codes = {response.error_code} | {
+            p.error_code for t in getattr(response, "topics", ()) for p in _partitions_of(t)
+        }
+        if not codes & {ErrorCode.not_leader_or_follower, ErrorCode.not_controller}:
             return response
         await asyncio.sleep(0.5)
     return response
+
+
+def _partitions_of(topic: Any) -> tuple[Any, ...]:
+    partitions = getattr(topic, "partitions", ())
+    return tuple(p for p in partitions if hasattr(p, "error_code"))
 
 
 def _error(code: ErrorCode, message: str | None) -> str:
@@ -102,6 +112,31 @@ def status(bootstrap: Bootstrap = "127.0.0.1:9092") -> None:
         stdout.print(table)
         stdout.print(f"Offline partitions: {len(offline)} {' '.join(sorted(offline)[:20])}")
         stdout.print(f"Under-replicated partitions: {len(under)} {' '.join(sorted(under)[:20])}")
+        quorum = await _controller_request(
+            admin,
+            DESCRIBE_QUORUM,
+            {
+                "topics": [
+                    {"topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}
+                ]
+            },
+        )
+        for topic in quorum.topics:
+            for p in topic.partitions:
+                if p.error_code != ErrorCode.none:
+                    stdout.print(f"Quorum: {_error(p.error_code, p.error_message)}")
+                    continue
+                voters = ", ".join(
+                    f"{v.replica_id} (behind {p.high_watermark - v.log_end_offset})"
+                    if v.log_end_offset >= 0
+                    else f"{v.replica_id} (unknown)"
+                    for v in p.current_voters
+                )
+                stdout.print(
+                    f"Quorum: leader {p.leader_id}, term {p.leader_epoch}, committed "
+                    f"{p.high_watermark}; voters {voters}; observers "
+                    f"{[o.replica_id for o in p.observers]}"
+                )
         moving = await _controller_request(
             admin, LIST_REASSIGNMENTS, {"timeout": TIMEOUT, "topics": None}
         )

@@ -561,10 +561,14 @@ class MetadataStateMachine(SyncObj):  # type: ignore[misc]
             self.removeNodeFromCluster(address, callback=callback)
 
     def transfer_leadership(self, callback: Callback) -> None:
-        """Hand the leadership to the most caught-up voter (Raft TimeoutNow), on the Raft
-        thread: pysyncobj's state is not safe to touch from others."""
+        """Hand the leadership to the most caught-up voter (Raft TimeoutNow)."""
+        self.on_raft_thread(lambda: self.transferLeadership(callback=callback))
+
+    def on_raft_thread(self, call: Callable[[], None]) -> None:
+        """Run `call` on the Raft thread at its next tick: pysyncobj's state is not safe to
+        touch from other threads."""
         with self._in_flight_lock:
-            self._raft_calls.append(lambda: self.transferLeadership(callback=callback))
+            self._raft_calls.append(call)
 
     @replicated  # type: ignore[untyped-decorator]
     def _apply_journaled(self, record: str) -> MetadataError | None:

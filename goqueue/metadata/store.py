@@ -241,6 +241,17 @@ class MetadataStore:
             voters.pop(node_id, None)
         await self._command({"type": "set_voters", "voters": voters})
 
+    async def quorum_status(self) -> dict[str, Any]:
+        """pysyncobj's view of the quorum from this node: term, commit index, leader, and on
+        the leader how far each voter has replicated (`match_idx_server_HOST:PORT`)."""
+        raft = self._raft
+        if raft is None or self._loop is None:
+            raise MetadataError("The metadata store is not running.")
+        future: asyncio.Future[dict[str, Any]] = self._loop.create_future()
+        raft.on_raft_thread(lambda: self._to_loop(_set_result, future, raft.getStatus()))
+        result: dict[str, Any] = await self._wait(future, COMMAND_TIMEOUT_S, "report its status")
+        return result
+
     async def _raft_call(
         self, call: Callable[[Callable[[object, int], None]], None], timeout: float, what: str
     ) -> None:
@@ -424,3 +435,8 @@ class MetadataStore:
                 listener(old, new)
             except Exception:
                 logger.exception("metadata listener %r failed", listener)
+
+
+def _set_result(future: asyncio.Future[Any], result: object) -> None:
+    if not future.done():
+        future.set_result(result)

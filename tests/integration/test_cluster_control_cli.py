@@ -53,13 +53,15 @@ def leaders(cluster: ClusterProcess, topic: str) -> dict[int, int]:
     return {index: p.leader for index, p in partitions.items()}
 
 
-def test_status_lists_brokers_with_the_controller(cluster: ClusterProcess) -> None:
+def test_status_lists_brokers_controller_and_quorum(cluster: ClusterProcess) -> None:
     topic_with(cluster, 3, 3)
     output = cli(cluster, "status")
     assert "controller" in output
     for node in (1, 2, 3):
         assert f"127.0.0.1:{cluster.nodes[node].port}" in output
     assert "Offline partitions: 0" in output
+    quorum = next(line for line in output.splitlines() if line.startswith("Quorum:"))
+    assert "voters 1 (behind" in quorum and "3 (behind" in quorum and "observers []" in quorum
 
 
 def test_reordering_replicas_then_electing_leaders_moves_leadership_to_the_new_preferred(
