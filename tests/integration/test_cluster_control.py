@@ -4,6 +4,8 @@ a dead broker, controlled shutdown, and nodes the cluster must refuse."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,13 +123,13 @@ def test_a_killed_controller_is_replaced_then_fenced_and_its_leaderships_move(
     wait_until(lambda: victim in broker_ids(survivors), 10, "the restarted broker to be unfenced")
 
 
-def test_controlled_shutdown_moves_leadership_before_the_broker_stops(
+def test_controlled_shutdown_of_the_controller_moves_its_leaderships_and_the_quorum(
     cluster: ClusterProcess,
 ) -> None:
     topic = unique_topic("controlled")
     confluent = admin(cluster)
     create_topic(confluent, topic, 6, 3)
-    leaving = 3
+    leaving = confluent.list_topics(timeout=10).controller_id
     assert any(p.leader == leaving for p in partitions_of(confluent, topic).values())
     started = time.monotonic()
     assert cluster.nodes[leaving].stop() == 0
@@ -135,7 +137,29 @@ def test_controlled_shutdown_moves_leadership_before_the_broker_stops(
     partitions = partitions_of(survivors, topic)
     assert all(p.leader not in (leaving, -1) for p in partitions.values()), partitions
     assert leaving not in broker_ids(survivors)
+    wait_until(
+        lambda: survivors.list_topics(timeout=10).controller_id not in (leaving, -1),
+        SESSION_S,
+        "another controller",
+    )
     assert time.monotonic() - started < SESSION_S, "leadership moved only when the session expired"
+
+
+def test_a_frozen_broker_is_fenced_and_comes_back_when_it_resumes(cluster: ClusterProcess) -> None:
+    topic = unique_topic("frozen")
+    confluent = admin(cluster)
+    create_topic(confluent, topic, 3, 3)
+    frozen = next(node for node in (1, 2, 3) if node != confluent.list_topics().controller_id)
+    os.kill(cluster.nodes[frozen].pid, signal.SIGSTOP)
+    try:
+        others = admin(cluster, avoid=frozen)
+        wait_until(
+            lambda: frozen not in broker_ids(others), SESSION_S + 5, "the frozen broker fenced"
+        )
+        assert all(p.leader != frozen for p in partitions_of(others, topic).values())
+    finally:
+        os.kill(cluster.nodes[frozen].pid, signal.SIGCONT)
+    wait_until(lambda: frozen in broker_ids(others), 10, "the resumed broker to be unfenced")
 
 
 def test_a_node_with_the_wrong_secret_is_refused_and_the_cluster_keeps_serving(
