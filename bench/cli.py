@@ -135,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.delayed import main as delayed
 
         return delayed(args[1:])
+    if args[:1] == ["share"]:
+        from bench.share import main as share
+
+        return share(args[1:])
     config = parse_args(args)
     config.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = default_stamp()
