@@ -197,9 +197,10 @@ def run_confluent(bootstrap: str, group: str, members: int, config: ShareBenchCo
             while not progress.complete.is_set():
                 progress.check_time("confluent-kafka")
                 for message in consumer.poll(0.1) or []:
-                    if message.error() is None:
+                    offset = message.offset()
+                    if message.error() is None and offset is not None:
                         consumer.acknowledge(message, confluent_kafka.AcknowledgeType.ACCEPT)
-                        progress.delivered(message.offset())
+                        progress.delivered(offset)
             consumer.commit_sync()
         except BaseException as exc:
             failures.append(exc)
