@@ -17,6 +17,8 @@ class ResourceType(enum.IntEnum):
 
     TOPIC = 2
     BROKER = 4
+    GROUP = 32
+    """A group's configs: share group settings (`share.*`, `goqueue.*`)."""
 
 
 class ConfigSource(enum.IntEnum):
@@ -49,7 +51,7 @@ class OpType(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class ConfigResource:
-    """A topic, a broker (by node id) or the cluster-wide broker defaults (name "")."""
+    """A topic, a broker (by node id), the cluster-wide broker defaults (name "") or a group."""
 
     type: ResourceType
     name: str
@@ -63,6 +65,10 @@ class ConfigResource:
         """One broker's settings, or with no id the defaults of every broker in the cluster."""
         return cls(ResourceType.BROKER, "" if node_id is None else str(node_id))
 
+    @classmethod
+    def group(cls, group_id: str) -> "ConfigResource":
+        return cls(ResourceType.GROUP, group_id)
+
     @property
     def node_id(self) -> int | None:
         """The broker the resource must be sent to, if any."""
@@ -71,6 +77,8 @@ class ConfigResource:
     def __str__(self) -> str:
         if self.type is ResourceType.TOPIC:
             return f"topic {self.name!r}"
+        if self.type is ResourceType.GROUP:
+            return f"group {self.name!r}"
         return f"broker {self.name}" if self.name else "the cluster-wide broker defaults"
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from kio.schema.errors import ErrorCode
 
-from goqueue.client.assignors import assignor_for
+from goqueue.client.assignors import Assignor, assignor_for
 from goqueue.client.cluster import Cluster
 from goqueue.client.consumer_group_848 import ConsumerGroupMember
 from goqueue.client.errors import ClientError, CommitFailedError, KafkaError
@@ -58,7 +58,7 @@ class Consumer:
         topics: Iterable[str] | None = None,
         pattern: str | re.Pattern[str] | None = None,
         group_protocol: Literal["classic", "consumer"] = "classic",
-        partition_assignment_strategy: Sequence[str] = ("range", "cooperative-sticky"),
+        partition_assignment_strategy: Sequence[str | Assignor] = ("range", "cooperative-sticky"),
         group_remote_assignor: str | None = None,
         group_instance_id: str | None = None,
         enable_auto_commit: bool = True,
@@ -94,7 +94,9 @@ class Consumer:
             bootstrap_servers, client_id=client_id, request_timeout=request_timeout_ms / 1000
         )
         self._group_protocol = group_protocol
-        self._assignors = [assignor_for(name) for name in partition_assignment_strategy]
+        self._assignors = [
+            assignor_for(a) if isinstance(a, str) else a for a in partition_assignment_strategy
+        ]
         self._remote_assignor = group_remote_assignor
         self._group_instance_id = group_instance_id
         self._auto_commit = enable_auto_commit and group_id is not None
