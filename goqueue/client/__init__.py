@@ -40,6 +40,11 @@ from goqueue.client.share_consumer import (
     ShareMessage,
 )
 from goqueue.client.share_session import AckType
+from goqueue.client.subscription_modes import (
+    ExclusiveSubscriptionError,
+    SubscriptionMode,
+    subscribe,
+)
 from goqueue.coordinator.group.lag import PartitionLag
 
 __all__ = [
@@ -63,6 +68,7 @@ __all__ = [
     "Consumer",
     "ConsumerRecord",
     "CreatedTopic",
+    "ExclusiveSubscriptionError",
     "GroupDescription",
     "GroupMember",
     "ListedGroup",
@@ -79,7 +85,9 @@ __all__ = [
     "ResourceType",
     "ShareConsumer",
     "ShareMessage",
+    "SubscriptionMode",
     "TopicMetadata",
     "TopicPartition",
+    "subscribe",
     *_errors,
 ]

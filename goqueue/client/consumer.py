@@ -211,6 +211,15 @@ class Consumer:
         """The partitions the consumer owns now."""
         return set(self._positions.partitions)
 
+    async def joined(self, timeout: float | None = None) -> set[TopicPartition]:
+        """Wait until the consumer has joined its group (after `start()`, or a rebalance in
+        progress), so its assignment is known, and return it; it may be empty: more consumers
+        than partitions. Raises `TimeoutError` after `timeout` seconds."""
+        if self._member is not None:
+            async with asyncio.timeout(timeout):
+                await self._member.stable.wait()
+        return self.assignment()
+
     # Polling
 
     async def getmany(

@@ -17,7 +17,7 @@ from client_compat import unique_topic, wait_for
 
 from goqueue.client.admin import Admin
 from goqueue.client.cluster import Cluster
-from goqueue.client.errors import UnknownTopicOrPartitionError, raise_for
+from goqueue.client.errors import KafkaError, UnknownTopicOrPartitionError, raise_for
 from goqueue.client.fetcher import FetchLimits, fetch
 from goqueue.client.metadata import TopicPartition
 from goqueue.client.offsets import EARLIEST, LATEST, list_offsets
@@ -175,4 +175,13 @@ def set_group_configs(bootstrap: str, group: str, configs: Mapping[str, str]) ->
             for result in response.responses:
                 raise_for(result.error_code, result.error_message)
 
-    asyncio.run(alter())
+    def attempt() -> bool | None:
+        try:
+            asyncio.run(alter())
+        except KafkaError as exc:  # a fresh broker is still loading its coordinators
+            if exc.retriable:
+                return None
+            raise
+        return True
+
+    wait_for(attempt, f"group configs of {group}")
