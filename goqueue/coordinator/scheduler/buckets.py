@@ -9,24 +9,24 @@ instead of a parse.
 
 The files are a cache of the schedule log, not a second source of truth: they are never
 fsynced and are rebuilt from the log each time a shard loads, so a crash costs nothing but
-that rebuild.
+that rebuild. Appends are buffered in memory (a few MiB per shard) and written a window at a
+time.
 """
 
 from __future__ import annotations
 
 import shutil
 import struct
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 _FRAME = struct.Struct(">IqH")
 """length of the rest of the frame, schedule log offset, id length (the id and value follow)."""
-MAX_OPEN_FILES = 32
-"""Windows with an open file handle; appends to others reopen theirs (rare: parks arrive
-roughly in due-time order per producer)."""
+MAX_BUFFERED_BYTES = 4 * 1024 * 1024
+"""Appends are buffered per window and written out together once this much is buffered (or
+before a read): parks and replays arrive in no particular due order, and writing each one to
+its window's file as it came cost a file open per message."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,33 +45,41 @@ class BucketStore:
         self.directory = directory
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
-        self._open: OrderedDict[int, tuple[BinaryIO, BinaryIO]] = OrderedDict()
+        self._buffers: dict[int, tuple[bytearray, bytearray]] = {}
+        self._buffered = 0
 
     def add(self, window: int, offset: int, schedule_id: str, due_ms: int, value: bytes) -> None:
-        """Append one message to its window's files (buffered: see the module docstring)."""
-        msgs, ids = self._files(window)
+        """Append one message to its window (buffered: see MAX_BUFFERED_BYTES)."""
+        buffers = self._buffers.get(window)
+        if buffers is None:
+            buffers = self._buffers[window] = (bytearray(), bytearray())
+        msgs, ids = buffers
         raw_id = schedule_id.encode()
-        msgs.write(_FRAME.pack(_FRAME.size - 4 + len(raw_id) + len(value), offset, len(raw_id)))
-        msgs.write(raw_id)
-        msgs.write(value)
-        ids.write(b"%s\t%d\n" % (raw_id, due_ms))
+        size = len(msgs) + len(ids)
+        msgs += _FRAME.pack(_FRAME.size - 4 + len(raw_id) + len(value), offset, len(raw_id))
+        msgs += raw_id
+        msgs += value
+        ids += b"%s\t%d\n" % (raw_id, due_ms)
+        self._buffered += len(msgs) + len(ids) - size
+        if self._buffered > MAX_BUFFERED_BYTES:
+            self.flush()
 
     def seal(self, window: int) -> None:
-        """No more appends to this window: close its files so a thread can read them."""
-        files = self._open.pop(window, None)
-        if files is not None:
-            for file in files:
-                file.close()
+        """No more appends to this window: write what is buffered, so a thread can read it."""
+        buffers = self._buffers.pop(window, None)
+        if buffers is not None:
+            self._write(window, *buffers)
+            self._buffered -= len(buffers[0]) + len(buffers[1])
 
     def flush(self) -> None:
-        """Push buffered appends to the files, before a thread searches them."""
-        for files in self._open.values():
-            for file in files:
-                file.flush()
+        """Write every buffered append to its window's files (before a thread reads them)."""
+        for window, buffers in self._buffers.items():
+            self._write(window, *buffers)
+        self._buffers.clear()
+        self._buffered = 0
 
     def close(self) -> None:
-        for window in list(self._open):
-            self.seal(window)
+        self.flush()
 
     def windows(self) -> list[int]:
         """Windows that have a file, in due-time order."""
@@ -86,13 +94,13 @@ class BucketStore:
         return list(_frames(data))
 
     def remove(self, window: int) -> None:
-        """Delete a window's files once its messages are in memory."""
-        self.seal(window)
+        """Delete a window's files once its messages are in memory (it is sealed)."""
         for suffix in (".msgs", ".ids"):
             (self.directory / f"{window}{suffix}").unlink(missing_ok=True)
 
     def find(self, schedule_id: str) -> tuple[int, int] | None:
-        """(window, due time) of a far message, None if no window lists it (blocking)."""
+        """(window, due time) of a far message, None if no window lists it (blocking; flush
+        first)."""
         needle = b"\n" + schedule_id.encode() + b"\t"
         for window in self.windows():
             try:
@@ -107,19 +115,10 @@ class BucketStore:
                     return window, int(data[start:end])
         return None
 
-    def _files(self, window: int) -> tuple[BinaryIO, BinaryIO]:
-        files = self._open.get(window)
-        if files is not None:
-            self._open.move_to_end(window)
-            return files
-        if len(self._open) >= MAX_OPEN_FILES:
-            self.seal(next(iter(self._open)))
-        files = (
-            (self.directory / f"{window}.msgs").open("ab"),
-            (self.directory / f"{window}.ids").open("ab"),
-        )
-        self._open[window] = files
-        return files
+    def _write(self, window: int, msgs: bytearray, ids: bytearray) -> None:
+        for suffix, data in ((".msgs", msgs), (".ids", ids)):
+            with (self.directory / f"{window}{suffix}").open("ab") as file:
+                file.write(data)
 
 
 def _frames(data: bytes) -> Iterator[Frame]:
