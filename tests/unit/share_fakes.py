@@ -13,6 +13,7 @@ from kio.index import load_response_schema
 from kio.schema.errors import ErrorCode
 
 from goqueue.client.connection import API_VERSIONS, Connection
+from goqueue.client.errors import BrokerConnectionError
 from goqueue.client.protocol import build_entity
 from goqueue.client.share_consumer import (
     SHARE_ACKNOWLEDGE,
@@ -44,6 +45,8 @@ class FakeShareBroker:
     sessions: dict[str, int] = field(default_factory=dict)
     fail_next: ErrorCode | None = None
     requests: list[tuple[int, Any]] = field(default_factory=list)
+    connections: list[FakeBroker] = field(default_factory=list)
+    down: bool = False
 
     def __post_init__(self) -> None:
         self.available = set(range(len(self.values)))
@@ -52,7 +55,17 @@ class FakeShareBroker:
         return [request for key, request in self.requests if key == api_key]
 
     async def open(self, host: str, port: int) -> Connection:
-        return await connect(FakeBroker(self.handle))
+        if self.down:
+            raise BrokerConnectionError(host, port, f"cannot connect to {host}:{port}")
+        self.connections.append(FakeBroker(self.handle))
+        return await connect(self.connections[-1])
+
+    def crash(self) -> None:
+        """Drop every connection and refuse new ones, forgetting the share sessions."""
+        self.down = True
+        self.sessions.clear()
+        for connection in self.connections:
+            connection.hang_up()
 
     def attach(self, consumer: ShareConsumer) -> ShareConsumer:
         consumer.cluster._open = self.open  # type: ignore[method-assign]

@@ -232,3 +232,24 @@ def test_acknowledgements_linger_briefly_then_go_without_a_fetch() -> None:
     run(broker, body, max_records=2, ack_linger=0.01)
     assert broker.accepted == {0}
     assert batches(broker.of(SHARE_ACKNOWLEDGE)[0]) == [(0, 0, (1,))]
+
+
+def test_commit_names_acknowledgements_that_got_no_answer() -> None:
+    broker = FakeShareBroker([b"a", b"b"])
+
+    async def body(c: ShareConsumer) -> AcknowledgementError:
+        first, second = await anext(c), await anext(c)
+        await first.ack()
+        await c.commit()
+        await second.ack()
+        broker.crash()
+        await asyncio.sleep(0)  # the connection sees the hang-up
+        with pytest.raises(AcknowledgementError) as unanswered:
+            await c.commit()
+        return unanswered.value
+
+    error = run(broker, body, max_records=2, ack_linger=60)
+    (failure,) = error.failures
+    assert failure.offsets == (1,)
+    assert failure.error.code == ErrorCode.network_exception
+    assert broker.accepted == {0}
