@@ -235,12 +235,13 @@ class Scheduler:
             key=lambda view: (view.due_ms, view.schedule_id),
         )
         found = near[:limit]
+        for index, _ in shards:
+            self._stores[index].flush()
         windows = sorted({(w, i) for i, _ in shards for w in self._stores[i].windows()})
         for window, index in windows:
             if len(found) >= limit:
                 break
             shard = self.runtime.shard(index)
-            self._stores[index].flush()
             frames = await asyncio.to_thread(self._stores[index].read, window)
             far = sorted(
                 (
