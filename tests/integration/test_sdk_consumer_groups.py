@@ -20,6 +20,7 @@ from group_helpers import (
     all_partitions,
     create_topic,
     group_broker,
+    own_group_broker,
     produce,
     shared_fairly,
     unique_group,
@@ -30,7 +31,7 @@ from goqueue.client import Admin, Consumer, TopicPartition
 from goqueue.client.group_member import ClassicMember
 from goqueue.testing.process import BrokerProcess
 
-__all__ = ["group_broker"]
+__all__ = ["group_broker", "own_group_broker"]
 
 
 class Events:
@@ -302,6 +303,39 @@ def test_static_member_restarts_without_a_rebalance(group_broker: BrokerProcess)
             await polling.stop_all()
             await steady.close()
             await static.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
+def test_members_reconnect_after_a_broker_restart(
+    own_group_broker: BrokerProcess, protocol: str
+) -> None:
+    bootstrap = own_group_broker.bootstrap
+    topic = create_topic(bootstrap, "sdk-restart")
+    group = unique_group("sdk-restart")
+
+    async def scenario() -> None:
+        polling = Polling()
+        consumer = member(bootstrap, group, topic, group_protocol=protocol)
+        try:
+            await consumer.start()
+            polling.start(consumer)
+            sent = produce(bootstrap, topic, 30)
+            await eventually(lambda: len(polling.received) >= 30 or None, "the first 30")
+            await asyncio.to_thread(own_group_broker.restart)
+            sent_after = produce(bootstrap, topic, 30, start=30)
+            for values in sent_after.values():
+                sent[next(iter(sent))].extend(values)
+            expected = {v for vs in sent.values() for v in vs}
+            await eventually(
+                lambda: expected <= {r.value for r in polling.received} or None,
+                "every message, including those produced after the restart",
+            )
+            assert len(consumer.assignment()) == PARTITIONS
+        finally:
+            await polling.stop_all()
+            await consumer.close()
 
     asyncio.run(scenario())
 
