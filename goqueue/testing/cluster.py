@@ -36,12 +36,14 @@ class ClusterProcess:
         *extra_args: str,
         env: dict[str, str] | None = None,
         timings: dict[str, str] = TEST_TIMINGS,
+        racks: dict[int, str] | None = None,
     ) -> None:
         self.base_dir = base_dir
         base_dir.mkdir(parents=True, exist_ok=True)
         self.secret_file = base_dir / "cluster-secret"
         self.secret_file.write_text(secrets.token_urlsafe(32))
         self.extra_args = extra_args
+        self.racks = racks or {}
         self.env = {**timings, **(env or {})}
         self.nodes: dict[int, BrokerProcess] = {
             node_id: BrokerProcess(base_dir / f"node-{node_id}", env=self.env)
@@ -57,6 +59,7 @@ class ClusterProcess:
         self, node_id: int, *, voters: str | None = None, secret_file: Path | None = None
     ) -> tuple[str, ...]:
         """The command line options that make a node of this cluster."""
+        rack = ("--rack", self.racks[node_id]) if node_id in self.racks else ()
         return (
             "--node-id",
             str(node_id),
@@ -64,6 +67,7 @@ class ClusterProcess:
             voters or self.voters,
             "--cluster-secret-file",
             str(secret_file or self.secret_file),
+            *rack,
             *self.extra_args,
         )
 

@@ -256,3 +256,19 @@ def test_unclean_election_only_where_the_topic_allows_it(cluster: ClusterProcess
         assert state(clean) == (-1, [4]), "a clean topic waits for its in-sync replica"
     finally:
         broker.stop()
+
+
+def test_replicas_are_spread_over_racks(tmp_path: Path) -> None:
+    racks = {1: "a", 2: "a", 3: "b"}
+    with ClusterProcess(tmp_path / "racks", 3, racks=racks) as racked:
+        confluent = admin(racked)
+        topic = unique_topic("racks")
+        create_topic(confluent, topic, 6, 2)
+        for partition in partitions_of(confluent, topic).values():
+            assert {racks[node] for node in partition.replicas} == {"a", "b"}, partition
+        kafka_python = KafkaAdminClient(bootstrap_servers=racked.bootstrap)
+        try:
+            brokers = kafka_python.describe_cluster()["brokers"]
+        finally:
+            kafka_python.close()
+        assert {b["broker_id"]: b["rack"] for b in brokers} == racks
