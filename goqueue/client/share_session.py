@@ -15,6 +15,7 @@ acknowledge with the GAP type so the broker can move past them.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -147,31 +148,40 @@ class PartitionDelivery:
 
 def acquired_records(data: bytes, ranges: Iterable[tuple[int, int, int]]) -> PartitionDelivery:
     """Split a partition's record data by its acquired ranges `(first, last, delivery_count)`:
-    records outside them belong to other members and are dropped."""
+    records outside them belong to other members and are dropped. The answer holds whole
+    batches, often far larger than what was acquired: a batch is decoded only up to its last
+    acquired record."""
     counts: dict[int, int] = {}
     for first, last, delivery_count in ranges:
         counts.update(dict.fromkeys(range(first, last + 1), delivery_count))
+    ordered = sorted(counts)
     delivery = PartitionDelivery([], [], [])
     seen: set[int] = set()
     try:
         for header, batch in iter_batches(data):
-            span = range(header.base_offset, header.next_offset)
-            if header.is_control or not any(o in counts for o in span):
+            inside = ordered[
+                bisect.bisect_left(ordered, header.base_offset) : bisect.bisect_left(
+                    ordered, header.next_offset
+                )
+            ]
+            if header.is_control or not inside:
                 continue
+            found = []
             try:
                 check_batch(batch)
-                decoded = list(batch_records(header, batch))
+                for record in batch_records(header, batch):
+                    if record.offset in counts:
+                        found.append((record, counts[record.offset]))
+                    if record.offset >= inside[-1]:
+                        break
             except RecordsError:
-                delivery.corrupt.extend(o for o in span if o in counts)
-                seen.update(span)
+                delivery.corrupt.extend(inside)
+                seen.update(inside)
                 continue
-            for record in decoded:
-                count = counts.get(record.offset)
-                if count is not None:
-                    delivery.records.append((record, count))
-                    seen.add(record.offset)
+            delivery.records.extend(found)
+            seen.update(record.offset for record, _ in found)
     except RecordsError:
-        delivery.corrupt.extend(o for o in sorted(counts) if o not in seen)
+        delivery.corrupt.extend(o for o in ordered if o not in seen)
         return delivery
-    delivery.gaps.extend(o for o in sorted(counts) if o not in seen)
+    delivery.gaps.extend(o for o in ordered if o not in seen)
     return delivery
