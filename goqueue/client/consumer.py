@@ -236,17 +236,16 @@ class Consumer:
             taken = await self._poll(timeout, 1)
             if taken:
                 return next(iter(taken.values()))[0]
-            if timeout_ms is not None:
+            if timeout_ms is not None or self._closed:
                 return None
 
     def __aiter__(self) -> AsyncIterator[ConsumerRecord]:
         return self
 
     async def __anext__(self) -> ConsumerRecord:
-        if self._closed:
-            raise StopAsyncIteration
-        record = await self.getone()
-        assert record is not None
+        record = None if self._closed else await self.getone()
+        if record is None:
+            raise StopAsyncIteration  # closed (while waiting, perhaps)
         return record
 
     async def _poll(
@@ -258,7 +257,7 @@ class Consumer:
             raise ClientError("the consumer is closed")
         self._maybe_auto_commit()
         deadline = time.monotonic() + timeout
-        while True:
+        while not self._closed:
             self._raise_errors()
             taken = self._positions.take(max_records)
             if taken:
@@ -268,6 +267,7 @@ class Consumer:
             if remaining <= 0:
                 return {}
             await self._prefetcher.wait(remaining)
+        return {}
 
     def _raise_errors(self) -> None:
         if self._member is not None and self._member.error is not None:
@@ -558,6 +558,7 @@ class Consumer:
             self._closed = True
             return
         self._closed = True
+        self._prefetcher.wake_waiters()
         if self._auto_commit_task is not None:
             await asyncio.gather(self._auto_commit_task, return_exceptions=True)
         if self._member is not None:

@@ -72,6 +72,10 @@ class Prefetcher:
         """Something changed (assignment, seek, resume): look for work again."""
         self._changed.set()
 
+    def wake_waiters(self) -> None:
+        """End every `wait` now (the consumer is closing)."""
+        self._arrived.set()
+
     def raise_error(self) -> None:
         """Raise the oldest error not yet reported to the application."""
         if self._errors:

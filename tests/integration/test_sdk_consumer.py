@@ -22,6 +22,7 @@ from kafka import KafkaProducer
 from sdk_consumer_helpers import read, tps
 
 from goqueue.client import (
+    ClientError,
     CommitFailedError,
     Committed,
     Consumer,
@@ -319,5 +320,27 @@ def test_consumes_what_confluent_kafka_produced(group_broker: BrokerProcess, cod
         assert [(r.key, r.value, r.headers, r.timestamp) for r in got] == [
             (s.key, s.value, s.headers, s.timestamp_ms) for s in wanted
         ]
+
+    asyncio.run(scenario())
+
+
+def test_closing_ends_an_iteration_waiting_for_records(group_broker: BrokerProcess) -> None:
+    bootstrap = group_broker.bootstrap
+    topic = create_topic(bootstrap, "sdk-close", 1)
+
+    async def scenario() -> None:
+        consumer = Consumer(bootstrap, auto_offset_reset="earliest")
+        await consumer.start()
+        consumer.assign([(topic, 0)])
+
+        async def iterate() -> list[object]:
+            return [message async for message in consumer]
+
+        waiting = asyncio.create_task(iterate())
+        assert await consumer.getmany(timeout_ms=200) == {}
+        await consumer.close()
+        assert await asyncio.wait_for(waiting, 5) == []
+        with pytest.raises(ClientError, match="closed"):
+            await consumer.getmany()
 
     asyncio.run(scenario())
