@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from client_compat import unique_topic
-from confluent_kafka import KafkaException
+from confluent_kafka import ElectionType, KafkaError, KafkaException
+from confluent_kafka import TopicPartition as ConfluentPartition
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, TopicPartition
+from kafka import errors as kafka_errors
 
 from goqueue.testing.cluster import ClusterProcess, wait_until
 
@@ -272,3 +274,28 @@ def test_replicas_are_spread_over_racks(tmp_path: Path) -> None:
         finally:
             kafka_python.close()
         assert {b["broker_id"]: b["rack"] for b in brokers} == racks
+
+
+def test_kafka_admin_clients_reassign_list_and_elect(cluster: ClusterProcess) -> None:
+    topic = unique_topic("admin-ops")
+    confluent = admin(cluster)
+    create_topic(confluent, topic, 2, 3)
+    first, second, third = partitions_of(confluent, topic)[0].replicas
+    kafka_python = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    try:
+        results = kafka_python.alter_partition_reassignments(
+            {TopicPartition(topic, 0): [second, first, third], TopicPartition(topic, 1): [1, 9]}
+        )
+        assert results[TopicPartition(topic, 0)] is None
+        assert results[TopicPartition(topic, 1)] is kafka_errors.InvalidReplicationAssignmentError
+        assert kafka_python.list_partition_reassignments({topic: [0, 1]}) == {}
+        kafka_python.elect_leaders(0, {topic: [0]})
+    finally:
+        kafka_python.close()
+    assert partitions_of(confluent, topic)[0].leader == second
+
+    outcome = confluent.elect_leaders(
+        ElectionType.PREFERRED, [ConfluentPartition(topic, 0)]
+    ).result(timeout=30)
+    (error,) = outcome.values()
+    assert error is not None and error.code() == KafkaError.ELECTION_NOT_NEEDED
