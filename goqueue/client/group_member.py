@@ -16,7 +16,7 @@ import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from kio.schema.errors import ErrorCode
@@ -235,8 +235,9 @@ class ClassicMember:
                 await self._hooks.revoke(owned)
         while True:
             self._wakeup.clear()
-            topics = await self._hooks.topic_partitions(self._hooks.subscribed())
-            response = await self._join_group(topics)
+            subscribed = self._hooks.subscribed()
+            topics = await self._hooks.topic_partitions(subscribed)
+            response = await self._join_group(subscribed if subscribed is not None else topics)
             if response is None:
                 continue
             assignments = await self._lead(response) if response.leader == self.member_id else {}
@@ -266,8 +267,10 @@ class ClassicMember:
             len(self._hooks.owned()),
         )
 
-    async def _join_group(self, topics: Mapping[str, int]) -> Any:
-        """JoinGroup; None when it must be sent again (the coordinator gave a member id)."""
+    async def _join_group(self, topics: Iterable[str]) -> Any:
+        """JoinGroup subscribing to `topics` (named ones whether they exist yet or not, as
+        Kafka's consumer does); None when it must be sent again (the coordinator gave a
+        member id, or forgot this member)."""
         owned = self._hooks.owned()
         by_topic: dict[str, list[int]] = {}
         for tp in owned:

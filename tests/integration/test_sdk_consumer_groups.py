@@ -25,6 +25,7 @@ from group_helpers import (
     shared_fairly,
     unique_group,
 )
+from kafka.admin import KafkaAdminClient, NewTopic
 from sdk_consumer_helpers import FAST_GROUP, Polling, eventually, owned
 
 from goqueue.client import Admin, Consumer, TopicPartition
@@ -265,6 +266,38 @@ def test_pattern_subscription_picks_up_a_new_topic(
                 lambda: sum(r.topic == second for r in polling.received) == 9 or None,
                 "the new topic's messages",
             )
+        finally:
+            await polling.stop_all()
+            await consumer.close()
+
+    asyncio.run(scenario())
+
+
+def test_subscription_to_a_topic_created_later(group_broker: BrokerProcess) -> None:
+    bootstrap = group_broker.bootstrap
+    prefix = unique_group("sdk-later")
+
+    async def scenario() -> None:
+        polling = Polling()
+        consumer = Consumer(
+            bootstrap,
+            group_id=prefix,
+            topics=[f"{prefix}-topic"],
+            metadata_max_age_ms=300,
+            auto_offset_reset="earliest",
+            **FAST_GROUP,
+        )
+        try:
+            await consumer.start()
+            polling.start(consumer)
+            assert await consumer.getmany(timeout_ms=500) == {}
+            assert consumer.assignment() == set()
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+            admin.create_topics([NewTopic(f"{prefix}-topic", 2, 1)])
+            admin.close()
+            await eventually(lambda: len(consumer.assignment()) == 2 or None, "both partitions")
+            produce(bootstrap, f"{prefix}-topic", 4, 2)
+            await eventually(lambda: len(polling.received) == 4 or None, "the 4 messages")
         finally:
             await polling.stop_all()
             await consumer.close()
