@@ -48,7 +48,7 @@ WAIT_FOREVER_S = 3600.0
 
 
 class Consumer:
-    """An asyncio Kafka consumer; see docs/client-consumer.md."""
+    """An asyncio Kafka consumer; see the Consumer section of docs/client.md."""
 
     def __init__(
         self,
