@@ -377,7 +377,7 @@ class ConfluentMember:
     """A confluent-kafka consumer polling in a thread, following its partitions through its
     rebalance callbacks (asking librdkafka while the thread polls would deadlock)."""
 
-    def __init__(self, bootstrap: str, group: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, group: str, topic: str, strategy: str) -> None:
         self.partitions: set[TP] = set()
         self.values: list[bytes] = []
         self._stop = threading.Event()
@@ -386,7 +386,7 @@ class ConfluentMember:
                 "bootstrap.servers": bootstrap,
                 "group.id": group,
                 "auto.offset.reset": "earliest",
-                "partition.assignment.strategy": "range",
+                "partition.assignment.strategy": strategy,
                 "session.timeout.ms": SESSION_MS,
                 "heartbeat.interval.ms": HEARTBEAT_MS,
             }
@@ -413,30 +413,44 @@ class ConfluentMember:
         self.consumer.close()
 
 
+@pytest.mark.parametrize("leader", ["sdk", "confluent"])
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
 def test_confluent_kafka_consumer_shares_a_group_with_sdk_consumers(
-    group_broker: BrokerProcess,
+    group_broker: BrokerProcess, strategy: str, leader: str
 ) -> None:
+    """Whichever client leads the group (the first member runs the assignor), both read the
+    other's subscription and assignment bytes."""
     bootstrap = group_broker.bootstrap
     topic = create_topic(bootstrap, "sdk-mixed")
     group = unique_group("sdk-mixed")
+    expected = all_partitions(topic)
 
     async def scenario() -> None:
         polling = Polling()
-        other = ConfluentMember(bootstrap, group, topic)
         consumers = [
-            member(bootstrap, group, topic, partition_assignment_strategy=["range"])
+            member(bootstrap, group, topic, partition_assignment_strategy=[strategy])
             for _ in range(2)
         ]
+        other: ConfluentMember | None = None
         try:
+            if leader == "confluent":
+                other = ConfluentMember(bootstrap, group, topic, strategy)
+                await eventually(lambda: other.partitions == expected or None, "a leader")
             for consumer in consumers:
                 await consumer.start()
                 polling.start(consumer)
-            expected = all_partitions(topic)
-            await eventually(
-                lambda: shared_fairly([*owned(consumers), set(other.partitions)], expected) or None,
-                "SDK and confluent-kafka members to split the partitions",
-            )
-            assert await protocol_of(bootstrap, group) == "range"
+            if other is None:
+                await eventually(lambda: set().union(*owned(consumers)) == expected or None, "")
+                other = ConfluentMember(bootstrap, group, topic, strategy)
+
+            def split() -> bool | None:
+                assert other is not None
+                shares = [*owned(consumers), set(other.partitions)]
+                even = sorted(map(len, shares)) == [2, 2, 2]
+                return (shared_fairly(shares, expected) and even) or None
+
+            await eventually(split, "SDK and confluent-kafka members to split the partitions")
+            assert await protocol_of(bootstrap, group) == strategy
             sent = produce(bootstrap, topic, 60)
             await eventually(
                 lambda: len(polling.received) + len(other.values) >= 60 or None, "60 messages"
@@ -448,6 +462,7 @@ def test_confluent_kafka_consumer_shares_a_group_with_sdk_consumers(
             await polling.stop_all()
             for consumer in consumers:
                 await consumer.close()
-            await asyncio.to_thread(other.close)
+            if other is not None:
+                await asyncio.to_thread(other.close)
 
     asyncio.run(scenario())
