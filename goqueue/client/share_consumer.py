@@ -389,12 +389,15 @@ class ShareConsumer:
             release_at = time.monotonic() + delay
             while (left := release_at - time.monotonic()) > 0:
                 margin = (message.lock_expires_at - time.monotonic()) / 2
-                if self._renewal_supported and margin < left:
-                    await asyncio.sleep(max(margin, 0))
-                    with contextlib.suppress(KafkaError):
-                        await self.renew([message])
-                else:
+                if not self._renewal_supported or margin >= left:
                     await asyncio.sleep(left)
+                    continue
+                await asyncio.sleep(max(margin, 0))
+                try:
+                    await self.renew([message])
+                except ClientError as exc:  # the lock is gone: the broker redelivers it anyway
+                    logger.info("offset %d: lock not renewed: %s", message.offset, exc)
+                    return
             if message.outcome is None:
                 self.acknowledge_one(message, AckType.RELEASE)
 
