@@ -602,13 +602,18 @@ class ShareConsumer:
         )
         messages: list[ShareMessage] = []
         for answer in rounds:
-            if isinstance(answer, BaseException):
-                if isinstance(answer, KafkaError | BrokerConnectionError) and answer.retriable:
-                    logger.info("share group %s: fetch failed: %s", self.group_id, answer)
-                    await asyncio.sleep(RETRY_BACKOFF_S)
-                    continue
+            if not isinstance(answer, BaseException):
+                messages.extend(answer)
+            elif isinstance(answer, KafkaError) and answer.code in REJOIN_ERRORS:
+                # The broker no longer knows the member (a restart): the heartbeat rejoins.
+                logger.info("share group %s: fetch: %s; rejoining", self.group_id, answer)
+                self._heartbeat_wake.set()
+                await asyncio.sleep(RETRY_BACKOFF_S)
+            elif isinstance(answer, KafkaError | BrokerConnectionError) and answer.retriable:
+                logger.info("share group %s: fetch failed: %s", self.group_id, answer)
+                await asyncio.sleep(RETRY_BACKOFF_S)
+            else:
                 raise answer
-            messages.extend(answer)
         return messages
 
     async def _fetch_from(

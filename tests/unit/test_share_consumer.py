@@ -253,3 +253,15 @@ def test_commit_names_acknowledgements_that_got_no_answer() -> None:
     assert failure.offsets == (1,)
     assert failure.error.code == ErrorCode.network_exception
     assert broker.accepted == {0}
+
+
+def test_a_fetch_for_a_member_the_broker_forgot_rejoins_instead_of_failing() -> None:
+    broker = FakeShareBroker([b"a"])
+
+    async def body(c: ShareConsumer) -> bytes | None:
+        broker.fail_next = ErrorCode.unknown_member_id
+        return (await anext(c)).value
+
+    assert run(broker, body, ack_linger=60) == b"a"
+    heartbeats = broker.of(SHARE_GROUP_HEARTBEAT)
+    assert len(heartbeats) >= 3  # join, the rejoin the failed fetch asked for, leave
