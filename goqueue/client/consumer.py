@@ -231,6 +231,14 @@ class Consumer:
 
     async def getone(self, timeout_ms: int | None = None) -> ConsumerRecord | None:
         """The next record; waits `timeout_ms` (None: until one arrives), None on timeout."""
+        if self._started and not self._closed:
+            self._maybe_auto_commit()
+            self._raise_errors()
+            record, drained = self._positions.take_one()
+            if drained:
+                self._prefetcher.wake()
+            if record is not None:
+                return record
         timeout = WAIT_FOREVER_S if timeout_ms is None else timeout_ms / 1000
         while True:
             taken = await self._poll(timeout, 1)

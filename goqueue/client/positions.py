@@ -125,5 +125,23 @@ class Positions:
             self.partitions[tp] = self.partitions.pop(tp)
         return taken
 
+    def take_one(self) -> tuple[ConsumerRecord | None, bool]:
+        """The next buffered record of the first unpaused partition that has one (the
+        iteration fast path), and whether a partition's buffer ran dry (it may be fetched
+        again); a partition goes to the back of the line when its buffer runs dry."""
+        for tp, s in self.partitions.items():
+            if s.buffer and not s.paused:
+                record = s.buffer.popleft()
+                s.position = record.offset + 1
+                s.leader_epoch = record.leader_epoch
+                if s.buffer:
+                    return record, False
+                if s.buffer_end is not None:
+                    s.position = max(s.position, s.buffer_end)
+                    s.buffer_end = None
+                self.partitions[tp] = self.partitions.pop(tp)
+                return record, True
+        return None, False
+
     def has_records(self) -> bool:
         return any(s.buffer for s in self.partitions.values() if not s.paused)

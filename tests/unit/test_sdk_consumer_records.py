@@ -119,3 +119,24 @@ def test_positions_advance_with_taken_records_and_paused_partitions_wait() -> No
     assert [r.offset for r in positions.take(10)[other]] == [0, 1, 2, 3, 6]
     positions.state(TP).reset_to(-2)
     assert positions.to_reset() == {TP: -2} and positions.state(TP).position is None
+
+
+def test_take_one_serves_a_partition_until_its_buffer_runs_dry() -> None:
+    positions = Positions()
+    other = TopicPartition("t", 1)
+    positions.assign([TP, other])
+    for tp in (TP, other):
+        state = positions.state(tp)
+        state.seek(0)
+        records, end = consumer_records(tp, answer(batch(0, [b"a", b"b"])), 0, READ_UNCOMMITTED)
+        state.buffer.extend(records)
+        state.buffer_end = end
+    taken = [positions.take_one() for _ in range(5)]
+    assert [(r.partition, r.offset, dry) for r, dry in taken[:4] if r] == [
+        (0, 0, False),
+        (0, 1, True),
+        (1, 0, False),
+        (1, 1, True),
+    ]
+    assert taken[4] == (None, False)
+    assert positions.fetchable() == {TP: 2, other: 2}
