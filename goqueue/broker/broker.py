@@ -631,6 +631,7 @@ class Broker:
     def _apply_partition_state(self, partition: Partition, state: PartitionState) -> None:
         """Become leader or follower of a partition as its metadata state says (Kafka's
         makeLeader / makeFollower); nothing happens if neither epoch changed."""
+        partition.confirm(state.isr)
         current = (partition.leader_epoch, partition.partition_epoch, partition.replicas)
         leads = state.leader == self.settings.node_id
         if current == (state.leader_epoch, state.partition_epoch, state.replicas) and (

@@ -102,6 +102,9 @@ class Partition:
         self._acks: list[tuple[int, asyncio.Future[ErrorCode]]] = []
         log.on_roll = self._write_snapshot
         self.become_leader(0, 0, (node_id,), (node_id,), now_ms=0)
+        self._assumed = True
+        """The single-replica leadership above is assumed until `confirm`: its high watermark
+        (the log end) holds only if the metadata agrees."""
 
     @classmethod
     def open(
@@ -171,6 +174,16 @@ class Partition:
             self.dedup = None
             self._fail_acks(ErrorCode.not_leader_or_follower)
             self._wake_waiters()
+
+    def confirm(self, isr: tuple[int, ...]) -> None:
+        """Take the first state from metadata: unless this replica is alone in the ISR, nothing
+        says how much of the log is committed (Kafka keeps a high watermark checkpoint for
+        this), so the high watermark starts over from the log start and is learnt again from
+        the ISR."""
+        if self._assumed:
+            self._assumed = False
+            if isr != (self.node_id,):
+                self._high_watermark = self.log.log_start_offset
 
     def check_leader(self, current_leader_epoch: int = NO_LEADER_EPOCH) -> None:
         """Kafka's checks of a request for the leader: a client's leader epoch older than ours

@@ -213,3 +213,24 @@ async def test_a_follower_follows_the_leaders_log_start_up_to_its_high_watermark
     assert follower.follow_log_start(10)
     assert follower.log.log_start_offset == 3, "never past the high watermark"
     assert not follower.follow_log_start(1)
+
+
+def test_a_reopened_replica_relearns_its_high_watermark_unless_alone(tmp_path: Path) -> None:
+    single = open_partition(tmp_path / "single")
+    produce(single, 3)
+    single.log.close()
+    reopened = open_partition(tmp_path / "single")
+    reopened.confirm((1,))
+    assert reopened.high_watermark == 3, "a single replica commits its whole log"
+    reopened.confirm((1, 2, 3))
+    assert reopened.high_watermark == 3, "only the first state from metadata counts"
+    replicated = open_partition(tmp_path / "replicated")
+    produce(replicated, 3)
+    replicated.log.close()
+    restarted = open_partition(tmp_path / "replicated")
+    restarted.confirm(REPLICAS)
+    restarted.become_leader(2, 2, REPLICAS, REPLICAS, now_ms=0)
+    assert restarted.high_watermark == 0, "the ISR must show what is committed"
+    restarted.record_follower_fetch(2, 3, now_ms=1)
+    restarted.record_follower_fetch(3, 3, now_ms=1)
+    assert restarted.high_watermark == 3
