@@ -159,7 +159,7 @@ class ShareMessage:
 
     async def ack(self) -> None:
         """Processed: the broker marks it acknowledged and never delivers it again."""
-        self._consumer.acknowledge_one(self, AckType.ACCEPT)
+        self._consumer._record(self, AckType.ACCEPT)
 
     async def release(self, delay: float | None = None) -> None:
         """Give the record back for another delivery (this member's or another's).
@@ -171,9 +171,9 @@ class ShareMessage:
         the delay is over. It is therefore delivered no earlier than `delay` from now.
         """
         if delay is None or delay <= 0:
-            self._consumer.acknowledge_one(self, AckType.RELEASE)
+            self._consumer._record(self, AckType.RELEASE)
         else:
-            self._consumer.release_later(self, delay)
+            self._consumer._release_later(self, delay)
 
     async def reject(self, reason: str | None = None) -> None:
         """Unprocessable: the broker archives it and appends it to the group's dead-letter
@@ -181,7 +181,7 @@ class ShareMessage:
         acknowledgements carry no text."""
         if reason:
             logger.info("rejecting %s[%d]@%d: %s", self.topic, self.partition, self.offset, reason)
-        self._consumer.acknowledge_one(self, AckType.REJECT)
+        self._consumer._record(self, AckType.REJECT)
 
     async def renew(self) -> float:
         """Extend the acquisition lock by the group's lock timeout (KIP-1222 RENEW); returns
@@ -349,7 +349,7 @@ class ShareConsumer:
 
     # Acknowledgement.
 
-    def acknowledge_one(self, message: ShareMessage, kind: AckType) -> None:
+    def _record(self, message: ShareMessage, kind: AckType) -> None:
         """Record an outcome for a held record; it is sent with the next request to its leader."""
         if message._consumer is not self:
             raise ClientError("the message was delivered by another consumer")
@@ -369,7 +369,7 @@ class ShareConsumer:
         """In implicit mode, asking for the next message accepts the previous one."""
         last, self._last_handed = self._last_handed, None
         if self.acknowledgement_mode == "implicit" and last is not None and last.outcome is None:
-            self.acknowledge_one(last, AckType.ACCEPT)
+            self._record(last, AckType.ACCEPT)
 
     async def acknowledge(
         self, messages: Iterable[ShareMessage], kind: AckType = AckType.ACCEPT
@@ -377,9 +377,9 @@ class ShareConsumer:
         """Acknowledge many messages alike (batch acknowledgement): they go out together, as
         ranges, with the next request to each leader."""
         for message in messages:
-            self.acknowledge_one(message, kind)
+            self._record(message, kind)
 
-    def release_later(self, message: ShareMessage, delay: float) -> None:
+    def _release_later(self, message: ShareMessage, delay: float) -> None:
         """Hold `message` for `delay` seconds, renewing its lock if needed and possible, then
         release it."""
         if message.outcome is not None:
@@ -399,7 +399,7 @@ class ShareConsumer:
                     logger.info("offset %d: lock not renewed: %s", message.offset, exc)
                     return
             if message.outcome is None:
-                self.acknowledge_one(message, AckType.RELEASE)
+                self._record(message, AckType.RELEASE)
 
         task = asyncio.create_task(wait_then_release(), name=f"release-{message.offset}")
         self._delayed.add(task)

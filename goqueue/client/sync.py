@@ -322,6 +322,7 @@ class Consumer(SyncClient[_consumer.Consumer]):
     unsubscribe = blocking(_consumer.Consumer.unsubscribe)
     assign = on_loop(_consumer.Consumer.assign)
     assignment = on_loop(_consumer.Consumer.assignment)
+    joined = blocking(_consumer.Consumer.joined)
     getmany = blocking(_consumer.Consumer.getmany)
     getone = blocking(_consumer.Consumer.getone)
     position = blocking(_consumer.Consumer.position)
@@ -367,6 +368,16 @@ class ShareMessage(SyncClient[_share.ShareMessage]):
     release = blocking(_share.ShareMessage.release)
     reject = blocking(_share.ShareMessage.reject)
     renew = blocking(_share.ShareMessage.renew)
+
+    @contextlib.contextmanager
+    def renewing(self, every: float | None = None) -> Iterator[ShareMessage]:
+        """Keep the lock while the body works: the renewals run on the loop thread."""
+        renewal = _call(self.aio.renewing, every)
+        run(renewal.__aenter__())
+        try:
+            yield self
+        finally:
+            run(renewal.__aexit__(None, None, None))
 
 
 class ShareConsumer(SyncClient[_share.ShareConsumer]):
