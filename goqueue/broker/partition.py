@@ -9,6 +9,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from kio.schema.errors import ErrorCode
 
@@ -39,6 +40,9 @@ READ_CHUNK_BYTES = 1024 * 1024
 """How much of the log one step of a replay reads."""
 NO_LEADER_EPOCH = -1
 """A request's current leader epoch when the client does not know it: no fencing check."""
+HIGH_WATERMARK_FILE = "high-watermark"
+"""Per partition: the high watermark at the last clean shutdown (Kafka's
+replication-offset-checkpoint), where a restarted replica resumes it."""
 
 IsrProposer = Callable[["Partition", tuple[int, ...]], None]
 """Sends a leader's ISR change to the controller (AlterPartition); the answer comes back as
@@ -183,7 +187,9 @@ class Partition:
         if self._assumed:
             self._assumed = False
             if isr != (self.node_id,):
-                self._high_watermark = self.log.log_start_offset
+                saved = _read_offset(self.log.directory / HIGH_WATERMARK_FILE)
+                start, end = self.log.log_start_offset, self.log.log_end_offset
+                self._high_watermark = max(start, min(saved, end))
 
     def check_leader(self, current_leader_epoch: int = NO_LEADER_EPOCH) -> None:
         """Kafka's checks of a request for the leader: a client's leader epoch older than ours
@@ -495,11 +501,16 @@ class Partition:
 
     def save_producer_state(self) -> None:
         """At shutdown: snapshot the producer state at the log end (not fsynced: a snapshot
-        torn by a power cut is detected and the state rebuilt from an older one and the log)
-        and write the leader epoch cache if it changed."""
+        torn by a power cut is detected and the state rebuilt from an older one and the log),
+        write the leader epoch cache if it changed, and save the high watermark (a torn or
+        stale one is only lower than the truth, which the ISR soon corrects)."""
         self._write_snapshot(self.log.log_end_offset)
         if self.epochs.dirty:
             self.epochs.write()
+        try:
+            (self.log.directory / HIGH_WATERMARK_FILE).write_text(f"{self._high_watermark}\n")
+        except OSError as exc:
+            logger.warning("%s-%d: cannot save the high watermark: %s", self.topic, self.index, exc)
 
     async def _save_producer_state_durably(self) -> None:
         """Snapshot producer state that the log does not hold. The log is flushed first, so
@@ -540,6 +551,14 @@ class Partition:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+
+def _read_offset(path: Path) -> int:
+    """An offset saved in a file; 0 if it is missing or unreadable (a partial write)."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return 0
 
 
 def load_producer_state(log: PartitionLog, expiration_ms: int) -> ProducerStateManager:

@@ -234,3 +234,15 @@ def test_a_reopened_replica_relearns_its_high_watermark_unless_alone(tmp_path: P
     restarted.record_follower_fetch(2, 3, now_ms=1)
     restarted.record_follower_fetch(3, 3, now_ms=1)
     assert restarted.high_watermark == 3
+
+
+def test_a_cleanly_stopped_replica_resumes_its_high_watermark(tmp_path: Path) -> None:
+    partition = leader(tmp_path, epoch=1)
+    produce(partition, 4)
+    partition.record_follower_fetch(2, 3, now_ms=1)
+    partition.record_follower_fetch(3, 3, now_ms=1)
+    partition.save_producer_state()
+    partition.log.close()
+    restarted = open_partition(tmp_path)
+    restarted.confirm(REPLICAS)
+    assert restarted.high_watermark == 3
