@@ -109,6 +109,9 @@ class ReplicaFetcher:
         self._broker = broker
         self.leader_id = leader_id
         self.partitions: set[PartitionKey] = set()
+        self._delayed: dict[PartitionKey, float] = {}
+        """Partitions the leader refused, left out of requests until the monotonic time given
+        (Kafka's per-partition fetch backoff: the others keep replicating meanwhile)."""
         self._stopped = False
         self._task = asyncio.create_task(self._run(), name=f"replica-fetcher-{leader_id}")
 
@@ -135,8 +138,7 @@ class ReplicaFetcher:
                 if connection is not None:
                     while not self._stopped:
                         await self._truncate(connection)
-                        if not await self._fetch(connection):
-                            await asyncio.sleep(self._backoff_s)
+                        await self._fetch(connection)
             except (ClientError, OSError, BrokerError) as exc:
                 logger.warning("replica fetcher for leader %d: %s", self.leader_id, exc)
             finally:
@@ -152,9 +154,12 @@ class ReplicaFetcher:
         return await Connection.open(info.host, info.port, client_id=client_id)
 
     def _following(self) -> list[tuple[PartitionKey, Partition]]:
-        """The partitions this fetcher serves that still follow its leader."""
+        """The partitions this fetcher serves that still follow its leader and are not
+        backing off."""
         found = []
-        for key in sorted(self.partitions):
+        now = time.monotonic()
+        self._delayed = {key: until for key, until in self._delayed.items() if until > now}
+        for key in sorted(self.partitions - self._delayed.keys()):
             partition = self._broker.hosted_partition(*key)
             if (
                 partition is not None
@@ -192,7 +197,6 @@ class ReplicaFetcher:
         response = await connection.request(
             OFFSET_FOR_LEADER_EPOCH, request, timeout=REQUEST_TIMEOUT_S
         )
-        failed = False
         for topic in response.topics:
             for answer in topic.partitions:
                 entry = asked.get((str(topic.topic), int(answer.partition)))
@@ -202,7 +206,7 @@ class ReplicaFetcher:
                 if partition.is_leader or partition.leader_epoch != current:
                     continue
                 if answer.error_code != ErrorCode.none:
-                    failed = True
+                    self._delay((str(topic.topic), int(answer.partition)))
                     logger.info(
                         "%s-%d: leader %d answered OffsetForLeaderEpoch with %s",
                         topic.topic,
@@ -221,16 +225,21 @@ class ReplicaFetcher:
                 partition.truncate(offset)
                 partition.truncation_pending = not settled
                 await partition.epochs_durable()
-        if failed:
-            await asyncio.sleep(self._backoff_s)
 
-    async def _fetch(self, connection: Connection) -> bool:
-        """One Fetch round; False if any partition was refused (the caller backs off)."""
+    def _delay(self, key: PartitionKey) -> None:
+        self._delayed[key] = time.monotonic() + self._backoff_s
+
+    async def _fetch(self, connection: Connection) -> None:
+        """One Fetch round over the partitions ready for it; partitions the leader refuses
+        back off on their own."""
         following = [(key, p) for key, p in self._following() if not p.truncation_pending]
         settings = self._broker.settings
         if not following:
-            await asyncio.sleep(settings.replica_fetch_wait_max_ms / 1000)
-            return True
+            wait_s = settings.replica_fetch_wait_max_ms / 1000
+            if self._delayed:
+                wait_s = min(wait_s, min(self._delayed.values()) - time.monotonic())
+            await asyncio.sleep(max(wait_s, 0.01))
+            return
         sent = {key: (p, p.leader_epoch, p.log.log_end_offset) for key, p in following}
         request = self._fetch_request(sent.items())
         response = await connection.request(
@@ -238,16 +247,20 @@ class ReplicaFetcher:
         )
         if response.error_code != ErrorCode.none:
             raise BrokerError(response.error_code, f"Fetch from leader {self.leader_id} failed")
-        clean = True
+        unanswered = set(sent)
         for topic in response.responses:
             name = self._topic_name(topic)
             if name is None:
                 continue
             for data in topic.partitions:
-                entry = sent.get((name, int(data.partition_index)))
+                key = (name, int(data.partition_index))
+                entry = sent.get(key)
                 if entry is not None:
-                    clean = await self._apply(name, data, *entry) and clean
-        return clean
+                    unanswered.discard(key)
+                    if not await self._apply(name, data, *entry):
+                        self._delay(key)
+        for key in unanswered:
+            self._delay(key)
 
     def _fetch_request(
         self, sent: Iterable[tuple[PartitionKey, tuple[Partition, int, int]]]
@@ -293,7 +306,8 @@ class ReplicaFetcher:
     async def _apply(
         self, name: str, data: Any, partition: Partition, epoch: int, offset: int
     ) -> bool:
-        """Append one partition's answer if the partition is still where it was when asked."""
+        """Append one partition's answer if the partition is still where it was when asked;
+        False if the leader refused the partition (it then backs off)."""
         if partition.is_leader or partition.leader_epoch != epoch:
             return True
         if partition.log.log_end_offset != offset:
