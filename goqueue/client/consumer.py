@@ -595,12 +595,16 @@ class _Hooks:
         cluster = self._consumer._cluster
         metadata = await cluster.refresh(None if topics is None else list(topics))
         pattern = self._consumer._pattern
+
+        def wanted(name: str, internal: bool) -> bool:
+            if topics is not None:
+                return True
+            return pattern is not None and not internal and pattern.fullmatch(name) is not None
+
         return {
             name: len(topic.partitions)
             for name, topic in metadata.topics.items()
-            if topic.ready
-            and (topics is not None or (pattern is not None and pattern.fullmatch(name)))
-            and (topics is not None or not topic.is_internal)
+            if topic.ready and wanted(name, topic.is_internal)
         }
 
     def owned(self) -> list[TopicPartition]:
@@ -615,7 +619,8 @@ class _Hooks:
     async def revoke(self, partitions: Sequence[TopicPartition]) -> None:
         consumer = self._consumer
         if consumer._auto_commit:
-            offsets = {tp: c for tp, c in consumer._offsets(None).items() if tp in set(partitions)}
+            revoked = set(partitions)
+            offsets = {tp: c for tp, c in consumer._offsets(None).items() if tp in revoked}
             try:
                 await consumer._commit(offsets)
             except ClientError as exc:

@@ -156,7 +156,7 @@ class Prefetcher:
         return found[tp].offset
 
     async def _fetch(self, node_id: int, request: dict[TopicPartition, int]) -> None:
-        states = {tp: self._positions.partitions[tp] for tp in request}
+        states = {tp: self._positions.partitions.get(tp) for tp in request}
         self._in_flight.update(request)
         try:
             answers = await fetch_partitions(
