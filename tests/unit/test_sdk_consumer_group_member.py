@@ -1,10 +1,13 @@
-"""The classic group member's protocol logic against a scripted coordinator (no sockets):
+"""The group members' protocol logic against a scripted coordinator (no sockets). Classic:
 the member id handshake, the leader's assignment, cooperative revocation followed by a new
-join, lost partitions on a fenced generation, and a fenced static member stopping."""
+join, lost partitions on a fenced generation, a fenced static member stopping. KIP-848: only
+changed fields are sent, assignments are reconciled, a fenced member joins again."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import uuid
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -12,6 +15,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from goqueue.client.assignors import assignor_for
+from goqueue.client.consumer_group_848 import ConsumerGroupMember
 from goqueue.client.group_member import HEARTBEAT, JOIN_GROUP, SYNC_GROUP, ClassicMember
 from goqueue.client.metadata import TopicPartition
 from goqueue.coordinator.group.consumer_protocol import (
@@ -176,3 +180,77 @@ def test_a_fenced_static_member_stops_with_the_error() -> None:
     member = new_member(hooks, script, group_instance_id="static-1")
     asyncio.run(asyncio.wait_for(member._run(), 5))
     assert member.error is not None and member.error.code == ErrorCode.fenced_instance_id  # type: ignore[attr-defined]
+
+
+TOPIC_ID = uuid.uuid4()
+
+
+def heartbeat_answer(epoch: int, partitions: Sequence[int] | None) -> Any:
+    assignment = (
+        None
+        if partitions is None
+        else SimpleNamespace(
+            topic_partitions=[SimpleNamespace(topic_id=TOPIC_ID, partitions=list(partitions))]
+        )
+    )
+    return SimpleNamespace(
+        error_code=ErrorCode.none,
+        error_message=None,
+        member_id="",
+        member_epoch=epoch,
+        heartbeat_interval=datetime.timedelta(milliseconds=50),
+        assignment=assignment,
+    )
+
+
+def new_848_member(hooks: Hooks, script: Callable[[int, Any], Any]) -> ConsumerGroupMember:
+    member = ConsumerGroupMember(
+        SimpleNamespace(request_timeout=1.0),  # type: ignore[arg-type]
+        "g",
+        hooks,
+        rebalance_timeout_ms=1000,
+        metadata_max_age_ms=60_000,
+    )
+    member.coordinator = ScriptedCoordinator(script)  # type: ignore[assignment]
+    member.member_id = "m1"
+    member._topics, member._ids, member._checked_at = ["t"], {"t": TOPIC_ID}, float("inf")
+    return member
+
+
+def test_kip848_member_sends_only_what_changed_and_reconciles() -> None:
+    hooks = Hooks()
+    answers = iter(
+        [heartbeat_answer(1, [0, 1, 2]), heartbeat_answer(2, [0, 3]), heartbeat_answer(2, None)]
+    )
+    member = new_848_member(hooks, lambda api, fields: next(answers))
+
+    async def scenario() -> list[bool]:
+        return [await member._beat() for _ in range(3)]
+
+    assert asyncio.run(scenario()) == [True, True, False]
+    sent = [fields for _, fields in member.coordinator.requests]  # type: ignore[attr-defined]
+    assert sent[0]["member_epoch"] == 0 and sent[0]["subscribed_topic_names"] == ["t"]
+    assert sent[0]["topic_partitions"] == [] and sent[0]["rebalance_timeout"].total_seconds() == 1
+    assert sent[1]["subscribed_topic_names"] is None
+    assert sent[1]["rebalance_timeout"].total_seconds() < 0
+    assert sent[1]["topic_partitions"] == [{"topic_id": TOPIC_ID, "partitions": [0, 1, 2]}]
+    assert sent[2]["topic_partitions"] == [{"topic_id": TOPIC_ID, "partitions": [0, 3]}]
+    assert hooks.log == [("assign", [T0, T1, T2]), ("revoke", [T1, T2]), ("assign", [T3])]
+    assert member.identity.generation == 2
+
+
+def test_kip848_fenced_member_loses_its_partitions_and_joins_again() -> None:
+    hooks = Hooks()
+    hooks.partitions = [T0]
+    answers = iter([error(ErrorCode.fenced_member_epoch), heartbeat_answer(5, [1])])
+    member = new_848_member(hooks, lambda api, fields: next(answers))
+    member.member_epoch = 4
+
+    async def scenario() -> None:
+        assert await member._beat()
+        assert await member._beat()
+
+    asyncio.run(scenario())
+    sent = [fields for _, fields in member.coordinator.requests]  # type: ignore[attr-defined]
+    assert [f["member_epoch"] for f in sent] == [4, 0]
+    assert hooks.log == [("lost", [T0]), ("assign", [T1])]
