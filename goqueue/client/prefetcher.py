@@ -183,7 +183,14 @@ class Prefetcher:
         state = self._positions.partitions[tp]
         code = answer.error_code
         if code == ErrorCode.none:
-            records, next_offset = consumer_records(tp, answer, offset, self._isolation_level)
+            try:
+                records, next_offset = consumer_records(tp, answer, offset, self._isolation_level)
+            except ClientError as exc:
+                # A batch that does not decode stops the partition until the application
+                # seeks past it (as Kafka's consumer does), instead of fetching it forever.
+                state.position = None
+                self._report(exc)
+                return False
             state.high_watermark = answer.high_watermark
             state.last_stable_offset = getattr(answer, "last_stable_offset", -1)
             state.log_start_offset = getattr(answer, "log_start_offset", -1)

@@ -7,9 +7,19 @@ from __future__ import annotations
 import struct
 from types import SimpleNamespace
 
-from goqueue.client.fetcher import READ_COMMITTED, READ_UNCOMMITTED, consumer_records
+import pytest
+from kio.schema.errors import ErrorCode
+
+from goqueue.client.errors import InvalidRecordError
+from goqueue.client.fetcher import (
+    READ_COMMITTED,
+    READ_UNCOMMITTED,
+    FetchLimits,
+    consumer_records,
+)
 from goqueue.client.metadata import TopicPartition
 from goqueue.client.positions import Positions
+from goqueue.client.prefetcher import Prefetcher
 from goqueue.records.batch import HEADER_SIZE, read_header
 from goqueue.records.builder import NewRecord, assemble_batch, build_batch
 
@@ -140,3 +150,39 @@ def test_take_one_serves_a_partition_until_its_buffer_runs_dry() -> None:
     ]
     assert taken[4] == (None, False)
     assert positions.fetchable() == {TP: 2, other: 2}
+
+
+def test_a_batch_that_does_not_decode_stops_its_partition_until_a_seek() -> None:
+    plain = build_batch([NewRecord(None, b"only")])
+    header = read_header(plain)
+    lying = assemble_batch(
+        plain[HEADER_SIZE:],
+        base_offset=0,
+        leader_epoch=0,
+        attributes=0,
+        last_offset_delta=1,
+        first_timestamp=header.first_timestamp,
+        max_timestamp=header.max_timestamp,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        record_count=2,
+    )
+    positions = Positions()
+    positions.assign([TP])
+    positions.state(TP).seek(0)
+    fetching = Prefetcher(
+        SimpleNamespace(),  # type: ignore[arg-type]
+        positions,
+        limits=FetchLimits(),
+        isolation_level=READ_UNCOMMITTED,
+        reset_policy=-2,
+        initialize=None,  # type: ignore[arg-type]
+    )
+    fetched = SimpleNamespace(error_code=ErrorCode.none, records=lying, aborted_transactions=None)
+    assert fetching._take(TP, 0, fetched) is False
+    assert positions.fetchable() == {}
+    with pytest.raises(InvalidRecordError, match="malformed"):
+        fetching.raise_error()
+    positions.state(TP).seek(1)
+    assert positions.fetchable() == {TP: 1}
