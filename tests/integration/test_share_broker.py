@@ -418,3 +418,56 @@ def test_the_share_groups_page_example_runs(share_broker: BrokerProcess) -> None
     scope: dict[str, Any] = {}
     exec(code.group(1).replace('"127.0.0.1:9092"', repr(share_broker.bootstrap)), scope)
     assert scope["done"] == 10
+
+
+ALTER_SHARE_GROUP_OFFSETS = 91
+DELETE_SHARE_GROUP_OFFSETS = 92
+
+
+def test_offsets_of_an_empty_share_group_can_be_reset_and_deleted(
+    share_broker: BrokerProcess,
+) -> None:
+    bootstrap = share_broker.bootstrap
+    topic = new_topic(bootstrap, "reset")
+    group = share_group(bootstrap, "reset")
+    produce(bootstrap, topic, [b"%d" % i for i in range(5)])
+
+    def alter(offset: int) -> Any:
+        request = {
+            "group_id": group,
+            "topics": [
+                {
+                    "topic_name": topic,
+                    "partitions": [{"partition_index": 0, "start_offset": offset}],
+                }
+            ],
+        }
+        return asyncio.run(_request(bootstrap, ALTER_SHARE_GROUP_OFFSETS, request))
+
+    def delete() -> Any:
+        request = {"group_id": group, "topics": [{"topic_name": topic}]}
+        return asyncio.run(_request(bootstrap, DELETE_SHARE_GROUP_OFFSETS, request))
+
+    consumer = share_consumer(bootstrap, group, topic, explicit=True)
+    first = poll_until(consumer, lambda got: len(got) >= 5, "every record")
+    assert [m.offset() for m in first] == list(range(5))
+    assert alter(2).error_code == ErrorCode.non_empty_group, "a member is consuming"
+    consumer.close()
+    assert _offsets(bootstrap, group) == [(0, 0, 5)], "the records were released, not accepted"
+    assert alter(3).error_code == ErrorCode.none
+    assert _offsets(bootstrap, group) == [(0, 3, 2)]
+    again = share_consumer(bootstrap, group, topic, explicit=True)
+    try:
+        rest = poll_until(again, lambda got: len(got) >= 2, "the records from offset 3")
+        assert sorted(m.offset() for m in rest) == [3, 4]
+        for message in rest:
+            again.acknowledge(message)
+        again.commit_sync()
+    finally:
+        again.close()
+    assert delete().responses[0].error_code == ErrorCode.none
+    assert _offsets(bootstrap, group) == []
+    unknown = asyncio.run(
+        _request(bootstrap, DELETE_SHARE_GROUP_OFFSETS, {"group_id": "nope", "topics": []})
+    )
+    assert unknown.error_code == ErrorCode.group_id_not_found

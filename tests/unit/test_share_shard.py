@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+import pytest
 from coordinator_fakes import Harness, ManualTimer
 from kio.schema.errors import ErrorCode
 
@@ -15,7 +16,13 @@ from goqueue.coordinator.runtime import Result
 from goqueue.coordinator.share.config import default_dlq_topic
 from goqueue.coordinator.share.group import TopicPartition
 from goqueue.coordinator.share.messages import ShareHeartbeat, ShareHeartbeatResponse
-from goqueue.coordinator.share.partition import AckBatch, Acquired, Candidate, RecordState
+from goqueue.coordinator.share.partition import (
+    AckBatch,
+    Acquired,
+    Candidate,
+    RecordState,
+    ShareError,
+)
 from goqueue.coordinator.share.records import DELTAS_PER_SNAPSHOT, SNAPSHOT, decode_key
 from goqueue.coordinator.share.shard import ShareShard
 
@@ -271,3 +278,21 @@ def test_the_default_dead_letter_topic_is_a_legal_topic_name() -> None:
     assert default_dlq_topic("workers") == "workers.dlq"
     assert default_dlq_topic("billing/eu west") == "billing_eu_west.dlq"
     assert len(default_dlq_topic("g" * 400)) == 249
+
+
+def test_offsets_change_only_while_the_group_is_empty_and_survive_a_restart() -> None:
+    world = World()
+    world.beat("a", 0)
+    world.acquire("a", 100, 101)
+    with pytest.raises(ShareError) as refused:
+        world.harness.run(lambda: world.shard.alter_offsets(GROUP, {TP: 50}))
+    assert refused.value.error == ErrorCode.non_empty_group
+    world.beat("a", -1)
+    world.harness.run(lambda: world.shard.alter_offsets(GROUP, {TP: 50}))
+    world.restart()
+    partition = world.shard.partition(GROUP, TP)
+    assert partition is not None
+    assert (partition.start_offset, partition.entries) == (50, {})
+    world.harness.run(lambda: world.shard.delete_offsets(GROUP, {TOPIC_ID}))
+    world.restart()
+    assert world.shard.groups[GROUP].partitions == {}

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
@@ -41,7 +42,13 @@ from goqueue.coordinator.share.messages import (
     ShareHeartbeat,
     ShareHeartbeatResponse,
 )
-from goqueue.coordinator.share.partition import AckBatch, AckType, Acquired, Candidate
+from goqueue.coordinator.share.partition import (
+    AckBatch,
+    AckType,
+    Acquired,
+    Candidate,
+    ShareError,
+)
 from goqueue.coordinator.share.shard import ShareShard
 from goqueue.log.errors import OffsetOutOfRangeError
 from goqueue.log.partition_log import PartitionLog
@@ -542,6 +549,28 @@ class ShareCoordinator:
 
     async def start_offsets(self, group_id: str) -> dict[TopicPartition, tuple[int, int]] | None:
         return await self._read(group_id, lambda s: s.start_offsets(group_id))
+
+    async def alter_offsets(
+        self, group_id: str, offsets: Mapping[TopicPartition, int]
+    ) -> tuple[ErrorCode, str | None]:
+        return await self._offsets_change(group_id, lambda s: s.alter_offsets(group_id, offsets))
+
+    async def delete_offsets(
+        self, group_id: str, topic_ids: Collection[uuid.UUID]
+    ) -> tuple[ErrorCode, str | None]:
+        return await self._offsets_change(group_id, lambda s: s.delete_offsets(group_id, topic_ids))
+
+    async def _offsets_change(
+        self, group_id: str, operation: Callable[[ShareShard], Result[None]]
+    ) -> tuple[ErrorCode, str | None]:
+        """Run an operation on an empty share group; its error, if it was refused."""
+        try:
+            await self._write(group_id, operation)
+        except (BrokerError, ShareError) as exc:
+            error = exc.error_code if isinstance(exc, BrokerError) else exc.error
+            logger.info("share group %s offsets unchanged: %s %s", group_id, error.name, exc)
+            return error, str(exc)
+        return ErrorCode.none, None
 
     def is_share_group(self, group_id: str) -> bool:
         with contextlib.suppress(BrokerError):

@@ -662,13 +662,48 @@ class ShareShard:
     def all_stats(self) -> list[ShareGroupStats]:
         return [s for group_id in self.groups if (s := self.stats(group_id)) is not None]
 
-    def delete_group(self, group_id: str) -> Result[ErrorCode]:
-        """DeleteGroups: a share group without members loses its state."""
+    def _empty_group(self, group_id: str) -> ShareGroup:
+        """The group, which must exist and have no members (offsets and state can only be
+        changed while nobody consumes)."""
         group = self.groups.get(group_id)
         if group is None:
-            return Result(ErrorCode.group_id_not_found)
+            raise ShareError(ErrorCode.group_id_not_found, f"Group {group_id} does not exist.")
         if group.members:
-            return Result(ErrorCode.non_empty_group)
+            raise ShareError(ErrorCode.non_empty_group, f"Share group {group_id} has members.")
+        return group
+
+    def alter_offsets(self, group_id: str, offsets: Mapping[TopicPartition, int]) -> Result[None]:
+        """AlterShareGroupOffsets: each share partition starts afresh at the given offset
+        (records before it are finished; what it had in flight is forgotten)."""
+        group = self._empty_group(group_id)
+        records = []
+        for tp, offset in offsets.items():
+            partition = SharePartition.starting_at(offset)
+            old = group.partitions.get(tp)
+            if old is not None:
+                partition.totals = old.totals
+            for kind in ("lock", "ready"):
+                self._timer.cancel(_partition_key(kind, group_id, tp))
+            group.partitions[tp] = partition
+            group.deltas[tp] = 0
+            records.append(snapshot_record(group_id, tp[0], tp[1], partition))
+        return Result(None, records, replay=False)
+
+    def delete_offsets(self, group_id: str, topic_ids: Collection[uuid.UUID]) -> Result[None]:
+        """DeleteShareGroupOffsets: the state of the topics' share partitions goes; the
+        group starts them again by `share.auto.offset.reset` when next assigned."""
+        group = self._empty_group(group_id)
+        records = []
+        for tp in [tp for tp in group.partitions if tp[0] in topic_ids]:
+            records += self._forget_partition(group, tp)
+        return Result(None, records, replay=False)
+
+    def delete_group(self, group_id: str) -> Result[ErrorCode]:
+        """DeleteGroups: a share group without members loses its state."""
+        try:
+            group = self._empty_group(group_id)
+        except ShareError as exc:
+            return Result(exc.error)
         records = [group_record(group_id, None)]
         for tp in list(group.partitions):
             records += self._forget_partition(group, tp)

@@ -4,6 +4,7 @@ from goqueue.protocol.kafka.api import Api
 from goqueue.protocol.kafka.handlers import (
     alter_configs,
     alter_partition_reassignments,
+    alter_share_group_offsets,
     api_versions,
     consumer_group_describe,
     consumer_group_heartbeat,
@@ -11,6 +12,7 @@ from goqueue.protocol.kafka.handlers import (
     create_topics,
     delete_groups,
     delete_records,
+    delete_share_group_offsets,
     delete_topics,
     describe_cluster,
     describe_configs,
@@ -84,6 +86,8 @@ APIS: dict[int, Api] = {
         share_fetch,
         share_acknowledge,
         describe_share_group_offsets,
+        alter_share_group_offsets,
+        delete_share_group_offsets,
     )
 }
 APIS.update((api.key, api) for api in raft_voters.APIS)
