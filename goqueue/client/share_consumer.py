@@ -16,7 +16,7 @@ How the pieces fit:
   the next ShareFetch to that partition's leader (piggybacked), or in a ShareAcknowledge once
   they have waited `ack_linger` without a fetch going out, or at once with `commit()`, which
   waits for the broker's answer and raises `AcknowledgementError` for every acknowledgement
-  the broker refused since the last commit.
+  since the last commit that the broker refused or may not have applied.
 - Requests of one share session carry consecutive epochs, so they go one at a time per broker
   (a lock per broker); a lost request or a session error starts a new session.
 - `close()` sends what is recorded and closes the share sessions (epoch -1), on which the
@@ -96,8 +96,9 @@ def new_member_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class AckFailure:
-    """Acknowledgements the broker refused, with its reason (INVALID_RECORD_STATE: the
-    records are no longer held by this member, for example because their lock ran out)."""
+    """Acknowledgements not confirmed, with the reason: the broker's (INVALID_RECORD_STATE:
+    the records are no longer held by this member, for example because their lock ran out)
+    or NETWORK_EXCEPTION (no answer came: the broker may or may not have applied them)."""
 
     topic_partition: TopicPartition
     offsets: tuple[int, ...]
@@ -111,7 +112,8 @@ class ShareSessionResetError(ClientError):
 
 
 class AcknowledgementError(ClientError):
-    """Some acknowledgements were refused; the records they named may be delivered again."""
+    """Some acknowledgements were not confirmed; the records they name may be delivered
+    again (at least once), the others were applied."""
 
     def __init__(self, failures: Sequence[AckFailure]) -> None:
         self.failures = list(failures)
@@ -120,7 +122,7 @@ class AcknowledgementError(ClientError):
             f"{_ranges(f.offsets)}: {f.error}"
             for f in self.failures
         )
-        super().__init__(f"acknowledgements refused: {described}")
+        super().__init__(f"acknowledgements not confirmed: {described}")
 
 
 def _ranges(offsets: Sequence[int]) -> str:
@@ -165,7 +167,7 @@ class ShareMessage:
         """Give the record back for another delivery (this member's or another's).
 
         The broker makes a released record available again after the group's retry backoff
-        (`goqueue.share.retry.backoff.ms`), which grows with the delivery count. ShareAcknowledge
+        (`goqueue.retry.backoff.ms`), which grows with the delivery count. ShareAcknowledge
         carries no per-record delay, so a `delay` in seconds is kept here: the consumer holds
         the record (renewing its lock where the broker supports renewal) and releases it when
         the delay is over. It is therefore delivered no earlier than `delay` from now.
@@ -192,7 +194,8 @@ class ShareMessage:
     @contextlib.asynccontextmanager
     async def renewing(self, every: float | None = None) -> AsyncIterator[ShareMessage]:
         """Keep the lock while the body works on the record: renew it every `every` seconds
-        (default: half the time the lock had when the record arrived)."""
+        (default: half the time the lock had when the record arrived). A renewal that fails
+        (the lock was already lost) is raised when the block ends."""
         period = every or max((self.lock_expires_at - time.monotonic()) / 2, 0.05)
 
         async def keep() -> None:
@@ -263,7 +266,6 @@ class ShareConsumer:
             asyncio.Lock
         )
         self._buffer: collections.deque[ShareMessage] = collections.deque()
-        self._held: dict[TopicPartition, dict[int, ShareMessage]] = {}
         self._pending: dict[TopicPartition, _Pending] = {}
         self._pending_added = asyncio.Event()
         self._failures: list[AckFailure] = []
@@ -359,11 +361,7 @@ class ShareConsumer:
                 f"acknowledged ({message.outcome.name})"
             )
         message.outcome = kind
-        tp = message.topic_partition
-        held = self._held.get(tp)
-        if held is not None:
-            held.pop(message.offset, None)
-        self._queue(tp, {message.offset: kind})
+        self._queue(message.topic_partition, {message.offset: kind})
 
     def _accept_implicitly(self) -> None:
         """In implicit mode, asking for the next message accepts the previous one."""
@@ -667,6 +665,9 @@ class ShareConsumer:
     def _deliver(
         self, tp: TopicPartition, partition: Any, lock_expires_at: float
     ) -> list[ShareMessage]:
+        """The messages of one partition of a ShareFetch answer. Acquired offsets without a
+        record are acknowledged as GAP and those of corrupt batches rejected, as Kafka's
+        client does, with the next request."""
         ranges = [
             (a.first_offset, a.last_offset, a.delivery_count) for a in partition.acquired_records
         ]
@@ -681,10 +682,8 @@ class ShareConsumer:
             )
         if housekeeping:
             self._queue(tp, housekeeping)
-        held = self._held.setdefault(tp, {})
-        messages = []
-        for record, count in delivery.records:
-            message = ShareMessage(
+        return [
+            ShareMessage(
                 topic=tp.topic,
                 partition=tp.partition,
                 offset=record.offset,
@@ -696,9 +695,8 @@ class ShareConsumer:
                 lock_expires_at=lock_expires_at,
                 _consumer=self,
             )
-            held[record.offset] = message
-            messages.append(message)
-        return messages
+            for record, count in delivery.records
+        ]
 
     def _partition_error(self, tp: TopicPartition, code: ErrorCode, message: str | None) -> None:
         if code in STALE_LEADER_ERRORS or code == ErrorCode.unknown_topic_or_partition:
