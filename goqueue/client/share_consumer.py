@@ -351,8 +351,8 @@ class ShareConsumer:
 
     # Acknowledgement.
 
-    def _record(self, message: ShareMessage, kind: AckType) -> None:
-        """Record an outcome for a held record; it is sent with the next request to its leader."""
+    def _require_held(self, message: ShareMessage) -> None:
+        """Refuse to act on a message this consumer did not deliver or already acknowledged."""
         if message._consumer is not self:
             raise ClientError("the message was delivered by another consumer")
         if message.outcome is not None:
@@ -360,6 +360,10 @@ class ShareConsumer:
                 f"{message.topic}[{message.partition}]@{message.offset} was already "
                 f"acknowledged ({message.outcome.name})"
             )
+
+    def _record(self, message: ShareMessage, kind: AckType) -> None:
+        """Record an outcome for a held record; it is sent with the next request to its leader."""
+        self._require_held(message)
         message.outcome = kind
         self._queue(message.topic_partition, {message.offset: kind})
 
@@ -380,8 +384,7 @@ class ShareConsumer:
     def _release_later(self, message: ShareMessage, delay: float) -> None:
         """Hold `message` for `delay` seconds, renewing its lock if needed and possible, then
         release it."""
-        if message.outcome is not None:
-            raise ClientError(f"offset {message.offset} was already acknowledged")
+        self._require_held(message)
 
         async def wait_then_release() -> None:
             release_at = time.monotonic() + delay
@@ -421,8 +424,7 @@ class ShareConsumer:
         by_tp: dict[TopicPartition, dict[int, AckType]] = {}
         renewing: dict[tuple[TopicPartition, int], ShareMessage] = {}
         for message in messages:
-            if message.outcome is not None:
-                raise ClientError(f"offset {message.offset} was already acknowledged")
+            self._require_held(message)
             by_tp.setdefault(message.topic_partition, {})[message.offset] = AckType.RENEW
             renewing[(message.topic_partition, message.offset)] = message
         by_leader = await self.cluster.leaders(by_tp)
