@@ -94,7 +94,8 @@ def parse_args(argv: Sequence[str]) -> BenchConfig:
         "python -m bench",
         "Go-Queue benchmark: raw disk speed, produce, drain, latency, memory. "
         "`python -m bench compare --help` for the comparison with other brokers, "
-        "`python -m bench sdk --help` for the SDK next to confluent-kafka and aiokafka.",
+        "`python -m bench sdk --help` for the SDK next to confluent-kafka and aiokafka, "
+        "`python -m bench cluster --help` for leader failover time and multi-node scale-up.",
     )
     config = BenchConfig(**vars(parser.parse_args(argv)))
     if config.runs < 1 or config.value_size < 16 or config.latency_rate < 1:
@@ -139,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bench.share import main as share
 
         return share(args[1:])
+    if args[:1] == ["cluster"]:
+        from bench.cluster import main as cluster
+
+        return cluster(args[1:])
     config = parse_args(args)
     config.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = default_stamp()
