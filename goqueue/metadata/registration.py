@@ -75,7 +75,7 @@ async def register(store: MetadataStore, me: BrokerInfo, settings: BrokerSetting
     warned = False
     while True:
         try:
-            await store.submit({"type": "register_broker", "broker": broker_to_json(me)})
+            await store.settle({"type": "register_broker", "broker": broker_to_json(me)})
             return
         except DuplicateBrokerError as exc:
             if time.monotonic() > deadline:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import random
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -60,6 +61,7 @@ Listener = Callable[[MetadataImage, MetadataImage], None]
 METADATA_DIR = "__metadata"
 START_TIMEOUT_S = 30.0
 COMMAND_TIMEOUT_S = 30.0
+RETRY_S = 0.2
 _RETRIABLE = {
     FAIL_REASON.MISSING_LEADER,
     FAIL_REASON.NOT_LEADER,
@@ -134,11 +136,11 @@ class MetadataStore:
     async def _bootstrap(self, raft: MetadataStateMachine) -> None:
         node_id = self._settings.node_id
         if not self._image.cluster_id:
-            await self._command({"type": "init_cluster", "cluster_id": new_cluster_id()})
+            await self.settle({"type": "init_cluster", "cluster_id": new_cluster_id()})
         voters = self._settings.voter_addresses() or {node_id: self._settings.raft}
-        await self._command({"type": "set_voters", "voters": voters, "only_if_empty": True})
+        await self.settle({"type": "set_voters", "voters": voters, "only_if_empty": True})
         if raft.is_leader() and self._image.controller_id != node_id:
-            await self._command({"type": "elect_controller", "node_id": node_id})
+            await self.settle({"type": "elect_controller", "node_id": node_id})
         host, port = self._settings.advertised_host_port()
         me = BrokerInfo(
             node_id, host, port, self._settings.rack, incarnation_id=self.incarnation_id
@@ -260,6 +262,18 @@ class MetadataStore:
         future: asyncio.Future[object] = self._loop.create_future()
         call(lambda result, error: self._to_loop(self._resolve, future, result, error))
         await self._wait(future, timeout, what)
+
+    async def settle(self, record: Record, patience: float = START_TIMEOUT_S) -> object:
+        """Submit a record, again while the quorum is between leaders (a node starting with
+        its peers sees elections), as Kafka brokers retry their registration."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return await self._command(record)
+            except MetadataError as exc:
+                if exc.error_code != ErrorCode.not_controller or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(RETRY_S)
 
     async def submit(self, record: Record, timeout: float = COMMAND_TIMEOUT_S) -> object:
         """Replicate one record and wait until it applies here (the controller's commands)."""

@@ -16,14 +16,22 @@ from pathlib import Path
 
 from goqueue.testing.process import BrokerProcess
 
-TEST_TIMINGS = {
+TEST_SETTINGS = {
     "GOQUEUE_BROKER_HEARTBEAT_INTERVAL_MS": "500",
     "GOQUEUE_BROKER_SESSION_TIMEOUT_MS": "3000",
     "GOQUEUE_CONTROLLED_SHUTDOWN_TIMEOUT_MS": "5000",
+    "GOQUEUE_OFFSETS_TOPIC_NUM_PARTITIONS": "5",
+    "GOQUEUE_SHARE_COORDINATOR_STATE_TOPIC_NUM_PARTITIONS": "5",
 }
 """Heartbeat and session timeout short enough that tests see a dead broker fenced in about
-three seconds (the defaults, 2 s and 9 s, are Kafka's), and a stop that cannot reach the
-quorum any more gives up its controlled shutdown after five."""
+three seconds (the defaults, 2 s and 9 s, are Kafka's), a stop that cannot reach the quorum
+any more gives up its controlled shutdown after five, and internal topics of 5 partitions
+instead of 50, so that three nodes start quickly."""
+
+
+START_TIMEOUT_S = 60.0
+"""A node is ready once a majority of voters runs and the internal topics exist: longer than
+a single broker takes, above all on a loaded machine."""
 
 
 class ClusterProcess:
@@ -35,7 +43,7 @@ class ClusterProcess:
         size: int = 3,
         *extra_args: str,
         env: dict[str, str] | None = None,
-        timings: dict[str, str] = TEST_TIMINGS,
+        timings: dict[str, str] = TEST_SETTINGS,
         racks: dict[int, str] | None = None,
     ) -> None:
         self.base_dir = base_dir
@@ -54,6 +62,7 @@ class ClusterProcess:
         )
         for node_id, node in self.nodes.items():
             node.extra_args = self.args_for(node_id)
+            node.start_timeout = START_TIMEOUT_S
 
     def args_for(
         self, node_id: int, *, voters: str | None = None, secret_file: Path | None = None
@@ -82,6 +91,7 @@ class ClusterProcess:
             copy += 1
             data_dir = self.base_dir / f"node-{node_id}-{copy}"
         node = BrokerProcess(data_dir, env=self.env)
+        node.start_timeout = START_TIMEOUT_S
         voters = f"{self.voters},{node_id}@127.0.0.1:{node.raft_port}" if voter else self.voters
         node.extra_args = self.args_for(node_id, voters=voters, secret_file=secret_file)
         return node

@@ -32,6 +32,7 @@ class BrokerProcess:
         self.http_port = free_port()
         self.extra_args = extra_args
         self.env = env or {}
+        self.start_timeout = START_TIMEOUT_S
         self.log_path = data_dir.parent / f"{data_dir.name}-broker.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -69,14 +70,14 @@ class BrokerProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env},
         )
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + self.start_timeout
         while READY_LINE not in self.log_text(offset):
             if self._process.poll() is not None:
                 raise RuntimeError(f"broker exited during start:\n{self.log_text(offset)}")
             if time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError(
-                    f"broker not ready in {START_TIMEOUT_S}s:\n{self.log_text(offset)}"
+                    f"broker not ready in {self.start_timeout}s:\n{self.log_text(offset)}"
                 )
             time.sleep(0.05)
 

@@ -21,8 +21,16 @@ from goqueue.testing.cluster import ClusterProcess, wait_until
 RUNNER = CliRunner()
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
+    """One cluster for the tests that leave every node running (each uses its own topics)."""
+    with ClusterProcess(tmp_path_factory.mktemp("shared") / "cluster", 3) as running:
+        yield running
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ClusterProcess]:
+    """A cluster of its own, for a test that kills, stops or freezes nodes."""
     with ClusterProcess(tmp_path / "cluster", 3) as running:
         yield running
 
@@ -53,30 +61,30 @@ def leaders(cluster: ClusterProcess, topic: str) -> dict[int, int]:
     return {index: p.leader for index, p in partitions.items()}
 
 
-def test_status_lists_brokers_controller_and_quorum(cluster: ClusterProcess) -> None:
-    topic_with(cluster, 3, 3)
-    output = cli(cluster, "status")
+def test_status_lists_brokers_controller_and_quorum(shared: ClusterProcess) -> None:
+    topic_with(shared, 3, 3)
+    output = cli(shared, "status")
     assert "controller" in output
     for node in (1, 2, 3):
-        assert f"127.0.0.1:{cluster.nodes[node].port}" in output
+        assert f"127.0.0.1:{shared.nodes[node].port}" in output
     assert "Offline partitions: 0" in output
     quorum = next(line for line in output.splitlines() if line.startswith("Quorum:"))
     assert "voters 1 (behind" in quorum and "3 (behind" in quorum and "observers []" in quorum
 
 
 def test_reordering_replicas_then_electing_leaders_moves_leadership_to_the_new_preferred(
-    cluster: ClusterProcess,
+    shared: ClusterProcess,
 ) -> None:
-    topic = topic_with(cluster, 1, 3)
-    first, second, third = replicas_of(cluster, topic)
+    topic = topic_with(shared, 1, 3)
+    first, second, third = replicas_of(shared, topic)
     reordered = f"{second},{first},{third}"
-    cli(cluster, "reassign", "--topic", topic, "--partition", "0", "--replicas", reordered)
-    assert replicas_of(cluster, topic) == [second, first, third]
-    assert leaders(cluster, topic) == {0: first}, "a reorder alone keeps the leader"
-    output = cli(cluster, "elect-leaders", "--topic", topic)
+    cli(shared, "reassign", "--topic", topic, "--partition", "0", "--replicas", reordered)
+    assert replicas_of(shared, topic) == [second, first, third]
+    assert leaders(shared, topic) == {0: first}, "a reorder alone keeps the leader"
+    output = cli(shared, "elect-leaders", "--topic", topic)
     assert f"{topic}-0: elected" in output
-    assert leaders(cluster, topic) == {0: second}
-    again = cli(cluster, "elect-leaders", "--topic", topic, "--partition", "0")
+    assert leaders(shared, topic) == {0: second}
+    again = cli(shared, "elect-leaders", "--topic", topic, "--partition", "0")
     assert "ELECTION_NOT_NEEDED" in again
 
 
@@ -85,11 +93,11 @@ def replicas_of(cluster: ClusterProcess, topic: str) -> list[int]:
     return list(client.list_topics(topic, timeout=10).topics[topic].partitions[0].replicas)
 
 
-def test_reassign_drops_a_replica_and_refuses_bad_requests(cluster: ClusterProcess) -> None:
-    topic = topic_with(cluster, 1, 3)
-    kept = replicas_of(cluster, topic)[:2]
+def test_reassign_drops_a_replica_and_refuses_bad_requests(shared: ClusterProcess) -> None:
+    topic = topic_with(shared, 1, 3)
+    kept = replicas_of(shared, topic)[:2]
     output = cli(
-        cluster,
+        shared,
         "reassign",
         "--topic",
         topic,
@@ -100,13 +108,13 @@ def test_reassign_drops_a_replica_and_refuses_bad_requests(cluster: ClusterProce
         "--wait",
     )
     assert "reassignment complete" in output
-    now = admin(cluster).list_topics(topic, timeout=10).topics[topic].partitions[0]
+    now = admin(shared).list_topics(topic, timeout=10).topics[topic].partitions[0]
     assert (now.replicas, now.leader) == (kept, kept[0])
     refused = cli(
-        cluster, "reassign", "--topic", topic, "--partition", "0", "--replicas", "1,9", code=1
+        shared, "reassign", "--topic", topic, "--partition", "0", "--replicas", "1,9", code=1
     )
     assert "INVALID_REPLICA_ASSIGNMENT" in refused and "no such broker" in refused
-    cancel = cli(cluster, "reassign", "--topic", topic, "--partition", "0", "--cancel", code=1)
+    cancel = cli(shared, "reassign", "--topic", topic, "--partition", "0", "--cancel", code=1)
     assert "NO_REASSIGNMENT_IN_PROGRESS" in cancel
 
 
@@ -131,12 +139,12 @@ def test_a_voter_is_added_and_removed_on_the_running_cluster(cluster: ClusterPro
 
 
 def test_a_partition_moves_to_other_brokers_while_a_producer_keeps_producing(
-    cluster: ClusterProcess,
+    shared: ClusterProcess,
 ) -> None:
     topic = unique_topic("moving")
-    client = admin(cluster)
+    client = admin(shared)
     client.create_topics([NewTopic(topic, 1, replica_assignment=[[1]])])[topic].result(30)
-    servers = cluster.bootstrap
+    servers = shared.bootstrap
     acked: list[bytes] = []
     stop = threading.Event()
 
@@ -163,14 +171,14 @@ def test_a_partition_moves_to_other_brokers_while_a_producer_keeps_producing(
     try:
         wait_until(lambda: len(acked) > 500, 30, "the producer to get going")
         output = cli(
-            cluster, "reassign", "--topic", topic, "--partition", "0", "--replicas", "2,3", "--wait"
+            shared, "reassign", "--topic", topic, "--partition", "0", "--replicas", "2,3", "--wait"
         )
         assert "reassignment complete" in output
         wait_until(lambda: len(acked) > 1500, 30, "produces to the moved partition")
     finally:
         stop.set()
         producing.join(60)
-    moved = admin(cluster).list_topics(topic, timeout=10).topics[topic].partitions[0]
+    moved = admin(shared).list_topics(topic, timeout=10).topics[topic].partitions[0]
     assert (moved.replicas, moved.leader, sorted(moved.isrs)) == ([2, 3], 2, [2, 3])
 
     consumer = Consumer(
