@@ -132,6 +132,7 @@ def test_records_of_a_killed_consumer_are_redelivered_after_the_lock_timeout(
     topic = new_topic(bootstrap, "killed")
     group = share_group(bootstrap, "killed", NO_BACKOFF)
     produce(bootstrap, topic, [b"job-%d" % i for i in range(5)])
+    started = time.monotonic()
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, bootstrap, group, topic],
         stdout=subprocess.PIPE,
@@ -140,7 +141,6 @@ def test_records_of_a_killed_consumer_are_redelivered_after_the_lock_timeout(
     try:
         assert child.stdout is not None
         held = [int(o) for o in child.stdout.readline().split()]
-        acquired_at = time.monotonic()
     finally:
         child.kill()
         child.wait()
@@ -148,7 +148,7 @@ def test_records_of_a_killed_consumer_are_redelivered_after_the_lock_timeout(
     survivor = share_consumer(bootstrap, group, topic, explicit=True)
     consumers.append(survivor)
     redelivered = poll_until(survivor, lambda got: len(got) >= 5, "redelivery")
-    assert time.monotonic() - acquired_at >= LOCK_MS / 1000 - 0.2
+    assert time.monotonic() - started >= LOCK_MS / 1000, "not before the lock expired"
     assert sorted(m.offset() for m in redelivered) == held
     assert {m.delivery_count() for m in redelivered} == {2}
     for message in redelivered:
@@ -168,10 +168,10 @@ def test_release_redelivers_after_the_backoff_and_reject_dead_letters(
     first = poll_until(consumer, lambda got: len(got) >= 2, "two records")
     consumer.acknowledge(first[0], AcknowledgeType.RELEASE)
     consumer.acknowledge(first[1], AcknowledgeType.REJECT)
-    consumer.commit_sync()
     released_at = time.monotonic()
+    consumer.commit_sync()
     again = poll_until(consumer, lambda got: len(got) >= 1, "the released record")
-    assert time.monotonic() - released_at >= 0.8 - 0.05
+    assert time.monotonic() - released_at >= 0.8, "not before the backoff"
     assert [(m.value(), m.delivery_count()) for m in again] == [(b"again", 2)]
     consumer.acknowledge(again[0], AcknowledgeType.ACCEPT)
     consumer.commit_sync()
