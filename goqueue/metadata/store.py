@@ -162,11 +162,6 @@ class MetadataStore:
         """Whether this node leads the metadata quorum now."""
         return self._raft is not None and self._raft.is_leader()
 
-    @property
-    def raft(self) -> MetadataStateMachine | None:
-        """The quorum member, for the controller and the cluster commands."""
-        return self._raft
-
     async def elect_leaders(
         self, partitions: Sequence[tuple[str, int]] | None, *, preferred: bool
     ) -> dict[tuple[str, int], Outcome]:
