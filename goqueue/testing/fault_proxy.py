@@ -22,6 +22,7 @@ from goqueue.testing.process import free_port
 
 T = TypeVar("T")
 CHUNK = 65536
+TARGET_POLL_S = 0.05
 
 
 class LinkState(enum.Enum):
@@ -50,10 +51,15 @@ class FaultProxy:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> FaultProxy:
-        """Listen, and return once the port accepts connections."""
+    def start(self, *, when_target_listens: bool = False) -> FaultProxy:
+        """Listen, and return once the port accepts connections; or (`when_target_listens`)
+        return at once and listen only from when the target first accepts a connection, so
+        that until then a connection is refused exactly as it would be without the proxy."""
         self._thread.start()
-        self._server = self._call(asyncio.start_server(self._accept, "127.0.0.1", self.port))
+        if when_target_listens:
+            asyncio.run_coroutine_threadsafe(self._listen_when_target_listens(), self._loop)
+        else:
+            self._call(self._listen())
         return self
 
     def close(self) -> None:
@@ -73,6 +79,20 @@ class FaultProxy:
     def heal(self) -> None:
         """End the partition; connections that lived through it are closed, so peers reconnect."""
         self._call(self._set_state(LinkState.OPEN))
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+
+    async def _listen_when_target_listens(self) -> None:
+        while True:
+            try:
+                _, writer = await asyncio.open_connection(self.target_host, self.target_port)
+            except OSError:
+                await asyncio.sleep(TARGET_POLL_S)
+                continue
+            writer.close()
+            break
+        await self._listen()
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=10)

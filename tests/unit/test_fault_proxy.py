@@ -2,6 +2,7 @@
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -42,7 +43,7 @@ def proxy(echo_port: int) -> Iterator[FaultProxy]:
 
 
 def _connect(proxy: FaultProxy) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
+    return socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
 
 
 def _echo(sock: socket.socket, payload: bytes) -> bytes:
@@ -78,7 +79,7 @@ def test_blackholed_link_swallows_bytes_and_heal_closes_the_connection(proxy: Fa
         with pytest.raises(TimeoutError):
             sock.recv(10)
         proxy.heal()
-        sock.settimeout(2)
+        sock.settimeout(10)
         assert _closed(sock)
     with _connect(proxy) as sock:
         assert _echo(sock, b"after") == b"after"
@@ -94,3 +95,24 @@ def test_reset_link_closes_existing_and_new_connections(proxy: FaultProxy) -> No
     proxy.heal()
     with _connect(proxy) as sock:
         assert _echo(sock, b"back") == b"back"
+
+
+def test_proxy_started_before_its_target_refuses_until_the_target_listens() -> None:
+    target = socket.socket()
+    target.bind(("127.0.0.1", 0))
+    proxy = FaultProxy("127.0.0.1", target.getsockname()[1]).start(when_target_listens=True)
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            _connect(proxy)
+        target.listen()
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                _connect(proxy).close()
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "the proxy never started listening"
+                time.sleep(0.02)
+    finally:
+        proxy.close()
+        target.close()
