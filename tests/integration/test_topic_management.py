@@ -466,7 +466,7 @@ def test_a_cluster_default_applies_to_topics_without_their_own_value_and_survive
             """Kafka clients refuse a broker resource without an id; the Go-Queue one does not."""
             async with Admin(broker.bootstrap) as go_admin:
                 ops = [AlterConfigOp("log.retention.ms", OpType.SET, "600000")]
-                await go_admin.alter_configs(ConfigResource_.broker(), ops)
+                await go_admin.incremental_alter_configs(ConfigResource_.broker(), ops)
 
         asyncio.run(set_cluster_default())
         wait_for(lambda: offsets(broker, follows)[0] or None, "the cluster default to apply")
