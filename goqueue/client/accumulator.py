@@ -38,10 +38,16 @@ class MemoryPool:
         """Whether someone waits for memory: batches should go out now, not after lingering."""
         return bool(self._waiters)
 
-    async def reserve(self, size: int, timeout: float) -> None:
-        """Take `size` bytes, waiting up to `timeout` seconds for them to be released."""
+    def try_reserve(self, size: int) -> bool:
+        """Take `size` bytes if they are free and nobody waits before us."""
         if not self._waiters and size <= self.available:
             self.available -= size
+            return True
+        return False
+
+    async def reserve(self, size: int, timeout: float) -> None:
+        """Take `size` bytes, waiting up to `timeout` seconds for them to be released."""
+        if self.try_reserve(size):
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (size, waiter)

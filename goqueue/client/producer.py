@@ -244,7 +244,7 @@ class Producer:
         `max_block_ms`). `on_delivery` is called with the `RecordMetadata` or the exception.
         """
         self._check_open()
-        deadline = time.monotonic() + self._max_block
+        started = time.monotonic()
         record = NewRecord(
             _bytes(key),
             _bytes(value),
@@ -257,10 +257,18 @@ class Producer:
                 f"the record is {size} bytes when serialized, larger than max_request_size"
                 f" ({self._max_request_size}) or buffer_memory ({self._pool.total})"
             )
-        count = len((await self._topic(topic, deadline)).partitions)
-        tp = TopicPartition(topic, self._choose(topic, record.key, partition, count, size))
-        await self._pool.reserve(size, deadline - time.monotonic())
-        if self._closed or self._sender.fatal is not None:
+        # Fast path: a known topic and room in the buffer cost no await (no coroutine) per record.
+        metadata = self._cluster.cached(topic)
+        waited = metadata is None
+        if metadata is None:
+            metadata = await self._topic(topic, started + self._max_block)
+        tp = TopicPartition(
+            topic, self._choose(topic, record.key, partition, len(metadata.partitions), size)
+        )
+        if not self._pool.try_reserve(size):
+            waited = True
+            await self._pool.reserve(size, started + self._max_block - time.monotonic())
+        if waited and (self._closed or self._sender.fatal is not None):
             self._pool.release(size)
             self._check_open()
         future: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
@@ -292,9 +300,6 @@ class Producer:
     async def _topic(self, topic: str, deadline: float) -> TopicMetadata:
         """The topic's metadata, waiting (at most until `deadline`) for it to exist and have
         leaders, as Kafka's producer waits `max.block.ms` in `send`."""
-        cached = self._cluster.cached(topic)
-        if cached is not None:
-            return cached
         async with self._metadata_locks[topic]:
             while True:
                 remaining = deadline - time.monotonic()
@@ -375,9 +380,9 @@ def _bytes(value: bytes | str | None) -> bytes | None:
     return value.encode() if isinstance(value, str) else value
 
 
-def _headers(headers: Headers | None) -> list[tuple[str, bytes | None]]:
+def _headers(headers: Headers | None) -> Sequence[tuple[str, bytes | None]]:
     if headers is None:
-        return []
+        return ()  # shared and not tracked by the garbage collector, unlike a list per record
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     return [(name, _bytes(value)) for name, value in pairs]
 

@@ -105,23 +105,45 @@ def assemble_batch(
 def _encode_record(
     out: bytearray, record: NewRecord, timestamp_delta: int, offset_delta: int
 ) -> None:
-    body = bytearray(b"\x00")
-    write_varint(body, timestamp_delta)
-    write_varint(body, offset_delta)
-    _write_bytes(body, record.key)
-    _write_bytes(body, record.value)
-    write_varint(body, len(record.headers))
-    for name, value in record.headers:
-        _write_bytes(body, name.encode())
-        _write_bytes(body, value)
-    write_varint(out, len(body))
+    # One join of pre-encoded pieces: producers encode every record they send, so this avoids
+    # a bytearray and several varint loops per record.
+    key, value = record.key, record.value
+    parts = [
+        b"\x00",
+        _varint(timestamp_delta),
+        _varint(offset_delta),
+        _NULL if key is None else _varint(len(key)),
+        key or b"",
+        _NULL if value is None else _varint(len(value)),
+        value or b"",
+        _varint(len(record.headers)),
+    ]
+    for name, header_value in record.headers:
+        encoded_name = name.encode()
+        parts += (
+            _varint(len(encoded_name)),
+            encoded_name,
+            _NULL if header_value is None else _varint(len(header_value)),
+            header_value or b"",
+        )
+    body = b"".join(parts)
+    out += _varint(len(body))
     out += body
 
 
-def _write_bytes(out: bytearray, value: bytes | None) -> None:
-    """Length-prefixed bytes, with length -1 for null."""
-    if value is None:
-        write_varint(out, -1)
-        return
-    write_varint(out, len(value))
-    out += value
+def _varint(value: int) -> bytes:
+    """``value`` as a zigzag varint; small non-negative values (lengths, deltas) from a table."""
+    if 0 <= value < _SMALL_VARINT_LIMIT:
+        return _SMALL_VARINTS[value]
+    return _encoded_varint(value)
+
+
+def _encoded_varint(value: int) -> bytes:
+    encoded = bytearray()
+    write_varint(encoded, value)
+    return bytes(encoded)
+
+
+_SMALL_VARINT_LIMIT = 1 << 14
+_SMALL_VARINTS = tuple(_encoded_varint(value) for value in range(_SMALL_VARINT_LIMIT))
+_NULL = _encoded_varint(-1)
