@@ -157,6 +157,8 @@ async def plan_reset(
 ) -> dict[TopicPartition, OffsetMove]:
     """Per partition, the current and new committed offset (see `Admin.reset_group_offsets`,
     which refuses while the group has active members)."""
+    if all_topics and not topics:
+        return await admin.reset_group_offsets(group_id, to, None, dry_run=True)
     committed = await admin.list_group_offsets(group_id) if all_topics else {}
     partitions = await _reset_partitions(admin, topics, all_topics, committed)
     return await admin.reset_group_offsets(group_id, to, partitions, dry_run=True)
