@@ -164,14 +164,18 @@ class ProducerBatch:
     def complete(self, base_offset: int, log_append_time: datetime.datetime | None) -> None:
         """Resolve every record's future with where it landed."""
         append_ms = None if log_append_time is None else int(log_append_time.timestamp() * 1000)
-        for index, (record, future) in enumerate(zip(self.records, self.futures, strict=True)):
-            if future.done():
-                continue
-            offset = base_offset + index if base_offset >= 0 else -1
-            timestamp = record.timestamp_ms if record.timestamp_ms is not None else -1
-            if append_ms is not None and append_ms >= 0:
-                timestamp = append_ms
-            future.set_result(RecordMetadata(self.tp.topic, self.tp.partition, offset, timestamp))
+        if append_ms is not None and append_ms < 0:
+            append_ms = None
+        topic, partition = self.tp
+        offset = base_offset if base_offset >= 0 else -1
+        step = 1 if base_offset >= 0 else 0
+        for record, future in zip(self.records, self.futures, strict=True):
+            if not future.done():
+                timestamp = append_ms if append_ms is not None else record.timestamp_ms
+                future.set_result(
+                    RecordMetadata(topic, partition, offset, -1 if timestamp is None else timestamp)
+                )
+            offset += step
 
     def fail(self, error: BaseException) -> None:
         for future in self.futures:
@@ -202,14 +206,17 @@ class RecordAccumulator:
         future: asyncio.Future[RecordMetadata],
     ) -> bool:
         """Add a record; True when it started a new batch (the sender's timers change)."""
-        queue = self.queues.setdefault(tp, deque())
-        created = self.opens_new_batch(tp, size)
-        if created:
-            batch = ProducerBatch(tp, time.monotonic())
-            queue.append(batch)
-            self.incomplete.add(batch)
-        queue[-1].add(record, size, future)
-        return created
+        queue = self.queues.get(tp)
+        if queue is None:
+            queue = self.queues[tp] = deque()
+        elif queue[-1].size + size <= self.batch_size:
+            queue[-1].add(record, size, future)
+            return False
+        batch = ProducerBatch(tp, time.monotonic())
+        queue.append(batch)
+        self.incomplete.add(batch)
+        batch.add(record, size, future)
+        return True
 
     def sendable(self, tp: TopicPartition, now: float, hurry: bool) -> tuple[bool, float]:
         """Whether the head batch of `tp` may go out now (full, lingered long enough, or
