@@ -20,10 +20,8 @@ Load averages at start and end are part of the result: the machine may be shared
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
-import shlex
 import statistics
 import sys
 import tempfile
@@ -37,8 +35,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.machine import describe_machine
-from bench.run import default_stamp
+from bench.results_files import results_header, write_results
 from goqueue.testing.cluster import ClusterProcess, wait_until
 
 TOPIC = "bench-failover"
@@ -245,12 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     root = args.data_root or Path(tempfile.gettempdir())
-    results = ClusterResults(
-        started_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        command=shlex.join(["python", "-m", "bench", "cluster", *argv]),
-        machine=describe_machine(root),
-        config={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-    )
+    results = ClusterResults(**results_header("cluster", argv, args, root))
     results.load_average.append(os.getloadavg())
     code = 0
     with tempfile.TemporaryDirectory(dir=root, prefix="goqueue-cluster-bench-") as tmp:
@@ -263,11 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results.notes.append(f"run aborted: {exc}")
             code = 1
     results.load_average.append(os.getloadavg())
-    path = args.results_dir / f"{default_stamp()}-cluster.md"
-    path.write_text(results.to_markdown())
-    path.with_suffix(".json").write_text(json.dumps(asdict(results), indent=2))
-    print(results.to_markdown())
-    print(f"results: {path} and {path.with_suffix('.json')}", file=sys.stderr)
+    write_results(args.results_dir, "cluster", results.to_markdown(), asdict(results))
     return code
 
 

@@ -21,8 +21,6 @@ Load averages at start and end are part of the result: the machine may be shared
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import tempfile
 import time
@@ -44,9 +42,9 @@ from confluent_kafka import (
 from confluent_kafka import TopicPartition as ConfluentTopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from bench.machine import describe_machine, load_average
+from bench.machine import load_average
 from bench.report import machine_description, number
-from bench.run import default_stamp
+from bench.results_files import results_header, write_results
 from bench.stats import percentile
 from goqueue.testing.process import BrokerProcess
 
@@ -256,12 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--burst must be between 0 and --messages")
     args.results_dir.mkdir(parents=True, exist_ok=True)
     root = args.data_root or Path(tempfile.gettempdir())
-    results = DelayedResults(
-        started_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        command=shlex.join(["python", "-m", "bench", "delayed", *argv]),
-        machine=describe_machine(root),
-        config={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-    )
+    results = DelayedResults(**results_header("delayed", argv, args, root))
     code = 0
     with tempfile.TemporaryDirectory(dir=root, prefix="goqueue-delayed-bench-") as tmp:
         try:
@@ -269,12 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (RuntimeError, KafkaException) as exc:
             results.notes.append(f"run aborted: {exc}")
             code = 1
-    stamp = default_stamp()
-    path = args.results_dir / f"{stamp}-delayed.md"
-    path.write_text(results.to_markdown())
-    path.with_suffix(".json").write_text(json.dumps(asdict(results), indent=2))
-    print(results.to_markdown())
-    print(f"results: {path} and {path.with_suffix('.json')}", file=sys.stderr)
+    write_results(args.results_dir, "delayed", results.to_markdown(), asdict(results))
     return code
 
 
