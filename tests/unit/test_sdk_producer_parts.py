@@ -62,6 +62,7 @@ def test_memory_is_granted_first_come_first_served_as_it_is_released() -> None:
         small = asyncio.create_task(take("small", 10))
         await asyncio.sleep(0)
         assert pool.exhausted and not order  # the small one queues behind the big one
+        assert not pool.try_reserve(10)  # enqueue's fast path does not jump the queue either
         pool.release(80)
         await asyncio.gather(big, small)
         assert pool.available == 40
