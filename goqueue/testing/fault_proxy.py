@@ -112,8 +112,11 @@ class FaultProxy:
             self._server.close()
         self._drop_all()
 
+    def _refusing(self) -> bool:
+        return self.state is LinkState.RESET
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.state is LinkState.RESET:
+        if self._refusing():
             writer.transport.abort()
             return
         try:
@@ -122,6 +125,10 @@ class FaultProxy:
             )
         except OSError:
             writer.transport.abort()
+            return
+        if self._refusing():  # cut while this connection was being made
+            writer.transport.abort()
+            target_writer.transport.abort()
             return
         self._writers.update((writer, target_writer))
         await asyncio.gather(self._pump(reader, target_writer), self._pump(target_reader, writer))
