@@ -10,7 +10,6 @@ import datetime
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -40,6 +39,7 @@ from goqueue.client.groups import (
     OffsetMove,
     OffsetReset,
 )
+from goqueue.client.lifecycle import AsyncClient
 from goqueue.client.metadata import BrokerAddress, TopicMetadata, TopicPartition
 from goqueue.client.offsets import OffsetAndTimestamp, list_offsets
 from goqueue.client.producer import produce
@@ -142,7 +142,7 @@ DESCRIBE_CLUSTER_REQUEST: Fields = {
 """Endpoint type 1: brokers (not controllers)."""
 
 
-class Admin:
+class Admin(AsyncClient):
     """Administrative requests against a cluster; use as `async with Admin(bootstrap) as admin`.
 
     `bootstrap_servers` is `host:port`, several of them comma-separated, or a list of them;
@@ -162,17 +162,9 @@ class Admin:
             bootstrap_servers, client_id=client_id, request_timeout=request_timeout_ms / 1000
         )
 
-    async def __aenter__(self) -> "Admin":
+    async def start(self) -> None:
+        """Connect to the cluster (`async with` does this)."""
         await self.cluster.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close every connection; the admin cannot be used afterwards."""

@@ -8,7 +8,6 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from types import TracebackType
 
 from kio.schema.errors import ErrorCode
 
@@ -22,6 +21,7 @@ from goqueue.client.errors import (
     raise_for,
     topic_error,
 )
+from goqueue.client.lifecycle import AsyncClient
 from goqueue.client.metadata import (
     METADATA,
     BrokerAddress,
@@ -72,7 +72,7 @@ def _missing_reason(topic: TopicMetadata | None) -> ErrorCode:
     return errors[0] if errors else ErrorCode.leader_not_available
 
 
-class Cluster:
+class Cluster(AsyncClient):
     """Connections and metadata for one cluster; use as `async with Cluster(bootstrap) as c`."""
 
     def __init__(
@@ -93,17 +93,9 @@ class Cluster:
         self._bootstrap_connection: Connection | None = None
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    async def __aenter__(self) -> "Cluster":
+    async def start(self) -> None:
+        """Reach the cluster (`async with` does this): the same as `connect()`."""
         await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def brokers(self) -> dict[int, BrokerAddress]:

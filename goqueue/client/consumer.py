@@ -14,7 +14,6 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from types import TracebackType
 from typing import Any, Literal
 
 from kio.schema.errors import ErrorCode
@@ -31,6 +30,7 @@ from goqueue.client.group_member import (
     Coordinator,
 )
 from goqueue.client.groups import Committed, MemberIdentity, commit_to, fetch_committed_from
+from goqueue.client.lifecycle import AsyncClient
 from goqueue.client.metadata import TopicPartition
 from goqueue.client.offsets import EARLIEST, LATEST, OffsetAndTimestamp, list_offsets
 from goqueue.client.positions import RESET_POLICIES, Positions
@@ -47,7 +47,7 @@ STALE_EPOCH_RETRIES = 5
 WAIT_FOREVER_S = 3600.0
 
 
-class Consumer:
+class Consumer(AsyncClient):
     """An asyncio Kafka consumer; see the Consumer section of docs/client.md."""
 
     def __init__(
@@ -138,18 +138,6 @@ class Consumer:
         self._last_committed: dict[TopicPartition, Committed] = {}
         if topics is not None or pattern is not None:
             self.subscribe(topics, pattern=pattern)
-
-    async def __aenter__(self) -> "Consumer":
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def start(self) -> None:
         """Reach the cluster and start fetching (and joining the group, if subscribed)."""

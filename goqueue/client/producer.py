@@ -10,7 +10,6 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Literal
 
 from goqueue.client.accumulator import MemoryPool, RecordAccumulator
@@ -24,6 +23,7 @@ from goqueue.client.errors import (
     UnknownTopicOrPartitionError,
 )
 from goqueue.client.idempotence import MAX_IN_FLIGHT, IdempotenceState
+from goqueue.client.lifecycle import AsyncClient
 from goqueue.client.metadata import TopicMetadata, TopicPartition
 from goqueue.client.partitioner import Partitioner
 from goqueue.client.produce_protocol import (
@@ -72,7 +72,7 @@ DEFAULT_MAX_REQUEST_SIZE = 1_048_576
 DEFAULT_BUFFER_MEMORY = 32 * 1024 * 1024
 
 
-class Producer:
+class Producer(AsyncClient):
     """An asyncio Kafka producer: `async with Producer("127.0.0.1:9092") as producer:`.
 
     Records are buffered per partition and sent in batches (`batch_size`, `linger_ms`) by a
@@ -150,18 +150,6 @@ class Producer:
     @property
     def idempotent(self) -> bool:
         return self._sender.idempotence is not None
-
-    async def __aenter__(self) -> "Producer":
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def start(self) -> None:
         """Reach the cluster (raises `BrokerConnectionError` if no bootstrap server answers)

@@ -35,7 +35,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal
 
 from kio.schema.errors import ErrorCode
@@ -51,6 +50,7 @@ from goqueue.client.errors import (
     error_for,
 )
 from goqueue.client.groups import with_coordinator
+from goqueue.client.lifecycle import AsyncClient
 from goqueue.client.metadata import TopicPartition
 from goqueue.client.protocol import Fields
 from goqueue.client.share_session import (
@@ -220,7 +220,7 @@ class _Pending:
     since: float = 0.0
 
 
-class ShareConsumer:
+class ShareConsumer(AsyncClient):
     """A share group member: `async with ShareConsumer(bootstrap, group_id=..., topics=[...])`,
     then `async for message in consumer`."""
 
@@ -280,18 +280,6 @@ class ShareConsumer:
         """Whether the brokers serve RENEW acknowledgements; learnt from the first fetch."""
         self._lock_timeout = 0.0
         """The acquisition lock timeout the last ShareFetch answer reported, in seconds."""
-
-    async def __aenter__(self) -> ShareConsumer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def assignment(self) -> frozenset[TopicPartition]:

@@ -270,6 +270,7 @@ class Admin(SyncClient[_admin.Admin]):
 
     _async_type = _admin.Admin
 
+    start = blocking(_admin.Admin.start)
     close = blocking(_admin.Admin.close)
     create_topic = blocking(_admin.Admin.create_topic)
     create_topics = blocking(_admin.Admin.create_topics)
