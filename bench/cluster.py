@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.results_dir.mkdir(parents=True, exist_ok=True)
     root = args.data_root or Path(tempfile.gettempdir())
-    results = ClusterResults(**results_header("cluster", argv, args, root))
+    results = ClusterResults(**results_header("cluster", argv, vars(args), args.data_root))
     results.load_average.append(os.getloadavg())
     code = 0
     with tempfile.TemporaryDirectory(dir=root, prefix="goqueue-cluster-bench-") as tmp:

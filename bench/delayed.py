@@ -254,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--burst must be between 0 and --messages")
     args.results_dir.mkdir(parents=True, exist_ok=True)
     root = args.data_root or Path(tempfile.gettempdir())
-    results = DelayedResults(**results_header("delayed", argv, args, root))
+    results = DelayedResults(**results_header("delayed", argv, vars(args), args.data_root))
     code = 0
     with tempfile.TemporaryDirectory(dir=root, prefix="goqueue-delayed-bench-") as tmp:
         try:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +16,15 @@ from bench.run import default_stamp
 
 
 def results_header(
-    name: str, argv: Sequence[str], args: argparse.Namespace, data_root: Path
+    name: str, argv: Sequence[str], config: Mapping[str, Any], data_root: Path | None
 ) -> dict[str, Any]:
-    """When and how a run was started and on what machine: the first fields of its results."""
+    """When and how a run was started and on what machine (its data root's, the temp
+    directory's when None): the first fields of its results."""
     return {
         "started_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "command": shlex.join(["python", "-m", "bench", name, *argv]),
-        "machine": describe_machine(data_root),
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "machine": describe_machine(data_root or Path(tempfile.gettempdir())),
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in config.items()},
     }
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shlex
 import sys
 import tempfile
 import time
@@ -29,8 +28,9 @@ import confluent_kafka
 
 from bench.cli import parser_for
 from bench.drivers.base import BenchError
-from bench.machine import describe_machine, load_average
+from bench.machine import load_average
 from bench.report import machine_description, number
+from bench.results_files import results_header
 from bench.run import default_stamp
 from bench.systems.goqueue import GoQueueSystem
 from goqueue.client import LATEST, Admin, Consumer, Producer, TopicPartition
@@ -85,7 +85,7 @@ class Figure:
 class SdkResults:
     started_at: str
     command: str
-    config: dict[str, str]
+    config: dict[str, Any]
     machine: dict[str, Any]
     figures: list[Figure] = field(default_factory=list)
     load_average_at_end: str = ""
@@ -352,12 +352,7 @@ def parse_args(argv: Sequence[str]) -> SdkBenchConfig:
 
 def main(argv: Sequence[str]) -> int:
     config = parse_args(argv)
-    results = SdkResults(
-        started_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        command=shlex.join(["python", "-m", "bench", "sdk", *argv]),
-        config={key: str(value) for key, value in asdict(config).items()},
-        machine=describe_machine(config.data_root or Path(tempfile.gettempdir())),
-    )
+    results = SdkResults(**results_header("sdk", argv, asdict(config), config.data_root))
     code = 0
     try:
         run_bench(config, results)

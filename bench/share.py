@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shlex
 import sys
 import tempfile
 import threading
@@ -40,8 +39,9 @@ from confluent_kafka.admin import (
 
 from bench.cli import parser_for
 from bench.drivers.base import BenchError
-from bench.machine import cpu_seconds, describe_machine, load_average
+from bench.machine import cpu_seconds, load_average
 from bench.report import machine_description, number
+from bench.results_files import results_header
 from bench.run import default_stamp
 from bench.systems.goqueue import GoQueueSystem
 from goqueue.client import ShareConsumer
@@ -95,7 +95,7 @@ class Figure:
 class ShareResults:
     started_at: str
     command: str
-    config: dict[str, str]
+    config: dict[str, Any]
     machine: dict[str, Any]
     figures: list[Figure] = field(default_factory=list)
     load_average_at_end: str = ""
@@ -309,12 +309,7 @@ def parse_args(argv: Sequence[str]) -> ShareBenchConfig:
 
 def main(argv: Sequence[str]) -> int:
     config = parse_args(argv)
-    results = ShareResults(
-        started_at=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        command=shlex.join(["python", "-m", "bench", "share", *argv]),
-        config={key: str(value) for key, value in asdict(config).items()},
-        machine=describe_machine(config.data_root or Path(tempfile.gettempdir())),
-    )
+    results = ShareResults(**results_header("share", argv, asdict(config), config.data_root))
     code = 0
     try:
         run_bench(config, results)
