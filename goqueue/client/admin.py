@@ -184,7 +184,7 @@ class Admin(AsyncClient):
         topic = NewTopic(name, num_partitions, replication_factor, configs or {})
         (created,) = await self.create_topics([topic], validate_only=validate_only)
         if not validate_only:
-            await self.cluster.topic(name)
+            await self.cluster.topic(name, just_created=True)
         return created
 
     async def create_topics(

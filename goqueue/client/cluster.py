@@ -126,12 +126,15 @@ class Cluster(AsyncClient):
         self._topics.update((name, topic) for name, topic in metadata.topics.items() if topic.ready)
         return metadata
 
-    async def topic(self, name: str, *, auto_create: bool = False) -> TopicMetadata:
+    async def topic(
+        self, name: str, *, auto_create: bool = False, just_created: bool = False
+    ) -> TopicMetadata:
         """Metadata of one topic whose partitions all have leaders, waiting for them if needed.
 
         Raises `UnknownTopicOrPartitionError` when the topic does not exist (and was not
         auto-created) and `LeaderNotAvailableError` if leaders are still missing after the
-        request timeout.
+        request timeout. `just_created` waits for an unknown topic too: the controller has
+        committed it, but the broker asked may not have applied that record yet.
         """
         cached = self._topics.get(name)
         if cached is not None:
@@ -142,8 +145,10 @@ class Cluster(AsyncClient):
             if topic is not None and topic.ready:
                 return topic
             code = _missing_reason(topic)
-            # An unknown topic stays unknown: the broker declined (or was not asked) to create it.
-            waiting = code.retriable and code != ErrorCode.unknown_topic_or_partition
+            # An unknown topic stays unknown unless the controller has just created it: the
+            # broker declined (or was not asked) to create it.
+            unknown = code == ErrorCode.unknown_topic_or_partition
+            waiting = code.retriable and (just_created or not unknown)
             if not waiting or time.monotonic() >= deadline:
                 raise topic_error(code, name)
             await asyncio.sleep(METADATA_RETRY_BACKOFF)
