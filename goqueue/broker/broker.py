@@ -20,6 +20,7 @@ from goqueue.broker.delayed import produce_delayed
 from goqueue.broker.errors import BrokerError
 from goqueue.broker.flusher import Flusher
 from goqueue.broker.partition import Partition
+from goqueue.broker.peers import Peers
 from goqueue.broker.producer_ids import ProducerIdAllocator
 from goqueue.broker.replica_fetcher import ReplicaFetchers
 from goqueue.broker.topic_names import validate_topic_name
@@ -215,6 +216,7 @@ class Broker:
         self._next_cleaning = time.monotonic()
         self.groups = GroupCoordinator(self)
         self.replica_fetchers = ReplicaFetchers(self)
+        self.peers = Peers(self)
         self._isr_changes: set[asyncio.Task[None]] = set()
         self.shares = ShareCoordinator(self)
         self.scheduler = Scheduler(self)
@@ -245,6 +247,7 @@ class Broker:
         await self.scheduler.stop()
         await self.shares.stop()
         await self.groups.stop()
+        await self.peers.close()
         if self._housekeeping is not None:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
