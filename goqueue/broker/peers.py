@@ -37,6 +37,10 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT_S = 30.0
 RETRY_BACKOFF_S = 0.1
 READ_BYTES = 1024 * 1024
+CLIENT_ID_PREFIX = "goqueue-broker-"
+"""Peers' client ids are this and their node id, so a broker can tell a peer's request."""
+IDLE_CONNECTIONS = 8
+"""Connections kept open per peer for requests the peer may hold (`request_held`)."""
 NOT_APPENDED = frozenset(
     {
         ErrorCode.not_leader_or_follower,
@@ -59,6 +63,14 @@ class PeerRead:
     log_start_offset: int
 
 
+def peer_node_id(client_id: str | None) -> int | None:
+    """The node id of the peer broker that sent a request, None for a client's request."""
+    if client_id is None or not client_id.startswith(CLIENT_ID_PREFIX):
+        return None
+    suffix = client_id[len(CLIENT_ID_PREFIX) :]
+    return int(suffix) if suffix.isdigit() else None
+
+
 class Peers:
     """This broker's connections to the other brokers of the cluster."""
 
@@ -66,6 +78,7 @@ class Peers:
         self._broker = broker
         self._connections: dict[int, Connection] = {}
         self._connecting: dict[int, asyncio.Lock] = {}
+        self._idle: dict[int, list[Connection]] = {}
 
     @property
     def node_id(self) -> int:
@@ -95,6 +108,33 @@ class Peers:
             raise BrokerError(
                 ErrorCode.network_exception, f"request to broker {node_id} failed: {exc}"
             ) from exc
+
+    async def request_held(
+        self, node_id: int, api_key: int, fields: Mapping[str, Any], timeout: float
+    ) -> Any:
+        """A request the peer may hold for a while (a long poll): a broker answers the
+        requests of one connection one at a time, so this one gets a connection of its own
+        (kept for the next such request) rather than holding up the shared one. Failures are
+        raised as with `request`."""
+        idle = self._idle.setdefault(node_id, [])
+        while idle and idle[-1].closed:
+            idle.pop()
+        connection = idle.pop() if idle else await self._open(node_id)
+        try:
+            response = await connection.request(api_key, fields, timeout=timeout)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await connection.close()
+            if isinstance(exc, ClientError | OSError):
+                raise BrokerError(
+                    ErrorCode.network_exception, f"request to broker {node_id} failed: {exc}"
+                ) from exc
+            raise
+        if len(idle) < IDLE_CONNECTIONS:
+            idle.append(connection)
+        else:
+            await connection.close()
+        return response
 
     async def produce(self, topic: str, index: int, records: bytes, *, timeout: float) -> int:
         """Append one batch with acks=all on the partition's leader, this broker or a peer;
@@ -169,6 +209,10 @@ class Peers:
     async def close(self) -> None:
         for node_id, connection in list(self._connections.items()):
             await self._drop(node_id, connection)
+        for idle in self._idle.values():
+            while idle:
+                with contextlib.suppress(Exception):
+                    await idle.pop().close()
 
     async def _connection(self, node_id: int) -> Connection:
         lock = self._connecting.setdefault(node_id, asyncio.Lock())
@@ -176,21 +220,21 @@ class Peers:
             connection = self._connections.get(node_id)
             if connection is not None and not connection.closed:
                 return connection
-            info = self._broker.image.brokers.get(node_id)
-            if info is None or info.fenced:
-                raise BrokerError(
-                    ErrorCode.broker_not_available, f"broker {node_id} is not available"
-                )
-            try:
-                connection = await Connection.open(
-                    info.host, info.port, client_id=f"goqueue-broker-{self.node_id}"
-                )
-            except ClientError as exc:
-                raise BrokerError(
-                    ErrorCode.network_exception, f"cannot reach broker {node_id}: {exc}"
-                ) from exc
-            self._connections[node_id] = connection
+            connection = self._connections[node_id] = await self._open(node_id)
             return connection
+
+    async def _open(self, node_id: int) -> Connection:
+        info = self._broker.image.brokers.get(node_id)
+        if info is None or info.fenced:
+            raise BrokerError(ErrorCode.broker_not_available, f"broker {node_id} is not available")
+        try:
+            return await Connection.open(
+                info.host, info.port, client_id=f"{CLIENT_ID_PREFIX}{self.node_id}"
+            )
+        except ClientError as exc:
+            raise BrokerError(
+                ErrorCode.network_exception, f"cannot reach broker {node_id}: {exc}"
+            ) from exc
 
     async def _drop(self, node_id: int, connection: Connection) -> None:
         if self._connections.get(node_id) is connection:
