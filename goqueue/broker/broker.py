@@ -668,12 +668,14 @@ class Broker:
             )
 
     def _drop_replica(self, key: tuple[str, int]) -> None:
-        """A reassignment moved this replica away: stop serving it (its log stays on disk
-        and is truncated to the leader's if the replica ever comes back)."""
+        """A reassignment moved this replica away: stop serving it and delete its log (Kafka's
+        StopReplica with deletion); if the replica ever comes back it copies the leader's log
+        afresh."""
         partition = self._partitions.pop(key, None)
         if partition is not None:
-            logger.info("%s-%d: no longer a replica here", *key)
+            logger.info("%s-%d: no longer a replica here; deleting its log", *key)
             partition.become_follower(-1, partition.leader_epoch + 1, -1, (), ())
+        self.logs.delete_partition(*key)
 
     def _propose_isr(self, partition: Partition, isr: tuple[int, ...]) -> None:
         """Send a leader's ISR change to the controller in the background."""
@@ -709,12 +711,18 @@ class Broker:
     async def _run_housekeeping(self) -> None:
         """Bound unsynced data by `flush.ms`, apply retention on its interval and keep the log
         cleaner going."""
-        next_retention = next_expiration = time.monotonic()
+        next_retention = next_expiration = next_checkpoint = time.monotonic()
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
             logs = [partition.log for partition in self._partitions.values()]
             self.flusher.flush_due(logs)
             self._shrink_isrs()
+            if time.monotonic() >= next_checkpoint:
+                next_checkpoint = time.monotonic() + (
+                    self.settings.replica_high_watermark_checkpoint_interval_ms / 1000
+                )
+                partitions = list(self._partitions.values())
+                await asyncio.to_thread(_checkpoint_high_watermarks, partitions)
             if time.monotonic() >= next_expiration:
                 next_expiration = time.monotonic() + (
                     self.settings.producer_id_expiration_check_interval_ms / 1000
@@ -780,3 +788,9 @@ class Broker:
         except Exception:
             logger.exception("the log cleaner failed")
             return False
+
+
+def _checkpoint_high_watermarks(partitions: list[Partition]) -> None:
+    """Save the high watermarks that moved; in a worker thread, off the event loop."""
+    for partition in partitions:
+        partition.checkpoint_high_watermark()

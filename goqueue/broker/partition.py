@@ -101,6 +101,7 @@ class Partition:
         this log diverges from the leader's (OffsetForLeaderEpoch) before fetching."""
         self.on_isr_change: IsrProposer | None = None
         self._high_watermark = log.log_start_offset
+        self._checkpointed_high_watermark = -1
         self._snapshots = SnapshotFiles(log.directory)
         self._waiters: set[asyncio.Future[None]] = set()
         self._acks: list[tuple[int, asyncio.Future[ErrorCode]]] = []
@@ -507,10 +508,21 @@ class Partition:
         self._write_snapshot(self.log.log_end_offset)
         if self.epochs.dirty:
             self.epochs.write()
+        self.checkpoint_high_watermark()
+
+    def checkpoint_high_watermark(self) -> None:
+        """Save the high watermark if it moved since the last save: at shutdown and every
+        `replica.high.watermark.checkpoint.interval.ms`, as Kafka does, so that a replica
+        restarted after a crash starts from a recent one (a torn or stale file is only lower
+        than the truth, which the ISR soon corrects)."""
+        if self._high_watermark == self._checkpointed_high_watermark:
+            return
         try:
             (self.log.directory / HIGH_WATERMARK_FILE).write_text(f"{self._high_watermark}\n")
         except OSError as exc:
             logger.warning("%s-%d: cannot save the high watermark: %s", self.topic, self.index, exc)
+        else:
+            self._checkpointed_high_watermark = self._high_watermark
 
     async def _save_producer_state_durably(self) -> None:
         """Snapshot producer state that the log does not hold. The log is flushed first, so

@@ -267,6 +267,14 @@ class BrokerSettings:
             validator=Between(1, 2**31 - 1),
         ),
     )
+    replica_high_watermark_checkpoint_interval_ms: int = field(
+        default=5000,
+        metadata=_meta(
+            "How often each replica saves its high watermark, so that one restarted after a "
+            "crash serves what was committed at once instead of relearning it from the ISR.",
+            validator=Between(1, 2**31 - 1),
+        ),
+    )
     replica_fetch_backoff_ms: int = field(
         default=1000,
         metadata=_meta(

@@ -84,6 +84,12 @@ class LogManager:
         for key in [key for key in self._logs if key[0] == topic]:
             self._logs.pop(key).delete()
 
+    def delete_partition(self, topic: str, partition: int) -> None:
+        """Delete one partition's log, if this node has it."""
+        log = self._logs.pop((topic, partition), None)
+        if log is not None:
+            log.delete()
+
     def all_logs(self) -> list[PartitionLog]:
         return list(self._logs.values())
 

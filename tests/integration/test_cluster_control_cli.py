@@ -93,9 +93,13 @@ def replicas_of(cluster: ClusterProcess, topic: str) -> list[int]:
     return list(client.list_topics(topic, timeout=10).topics[topic].partitions[0].replicas)
 
 
-def test_reassign_drops_a_replica_and_refuses_bad_requests(shared: ClusterProcess) -> None:
+def test_reassign_drops_a_replica_deletes_its_log_and_refuses_bad_requests(
+    shared: ClusterProcess,
+) -> None:
     topic = topic_with(shared, 1, 3)
-    kept = replicas_of(shared, topic)[:2]
+    *kept, dropped = replicas_of(shared, topic)
+    dropped_log = shared.nodes[dropped].data_dir / f"{topic}-0"
+    wait_until(dropped_log.exists, 10, f"the log of {topic}-0 on broker {dropped}")
     output = cli(
         shared,
         "reassign",
@@ -110,6 +114,7 @@ def test_reassign_drops_a_replica_and_refuses_bad_requests(shared: ClusterProces
     assert "reassignment complete" in output
     now = admin(shared).list_topics(topic, timeout=10).topics[topic].partitions[0]
     assert (now.replicas, now.leader) == (kept, kept[0])
+    wait_until(lambda: not dropped_log.exists(), 10, f"broker {dropped} to delete {dropped_log}")
     refused = cli(
         shared, "reassign", "--topic", topic, "--partition", "0", "--replicas", "1,9", code=1
     )

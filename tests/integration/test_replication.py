@@ -36,9 +36,11 @@ REPLICATION_TIMINGS = {
     "GOQUEUE_REPLICA_FETCH_BACKOFF_MS": "100",
     "GOQUEUE_REPLICA_LAG_TIME_MAX_MS": "3000",
     "GOQUEUE_REPLICA_FETCH_WAIT_MAX_MS": str(int(FETCH_WAIT_S * 1000)),
+    "GOQUEUE_REPLICA_HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS": "500",
 }
-"""Followers retry a failed leader within 0.1 s, a dead follower leaves the ISR in 3 s, and a
-follower's fetch waits at most 0.2 s at the leader."""
+"""Followers retry a failed leader within 0.1 s, a dead follower leaves the ISR in 3 s, a
+follower's fetch waits at most 0.2 s at the leader, and high watermarks are saved twice a
+second."""
 SESSION_S = 3.0
 TIMEOUT_S = 30.0
 
@@ -203,6 +205,21 @@ def test_consumers_read_only_up_to_the_high_watermark(shared_cluster: ClusterPro
     finally:
         consumer.close()
     assert (low, high) == (0, 3)
+
+
+def test_every_replica_checkpoints_its_high_watermark_while_running(
+    shared_cluster: ClusterProcess,
+) -> None:
+    cluster = shared_cluster
+    topic = create_topic(cluster, 1)
+    assert confluent_produce(cluster, topic, [b"a", b"b", b"c", b"d"]) == [None] * 4
+
+    def saved(node_id: int) -> str | None:
+        path = cluster.nodes[node_id].data_dir / f"{topic}-0" / "high-watermark"
+        return path.read_text().strip() if path.exists() else None
+
+    for node_id in cluster.nodes:
+        wait_until(lambda n=node_id: saved(n) == "4", TIMEOUT_S, f"broker {node_id} to save HW 4")
 
 
 def test_a_consumer_group_reads_a_replicated_topic(shared_cluster: ClusterProcess) -> None:
