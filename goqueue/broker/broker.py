@@ -31,6 +31,7 @@ from goqueue.config.catalog import (
     compression_type_for,
     dedup_window_ms_for,
     delayed_enabled_for,
+    log_append_time_for,
     log_config_for,
     max_message_bytes_for,
     min_insync_replicas_for,
@@ -68,7 +69,7 @@ from goqueue.metadata.store import (
 )
 from goqueue.observability.logs import fields
 from goqueue.observability.metrics import BrokerMetrics
-from goqueue.records.batch import BatchHeader, read_header, scan_batches
+from goqueue.records.batch import BatchHeader, read_header, scan_batches, set_log_append_time
 from goqueue.records.compression import Compression
 from goqueue.records.errors import RecordsError
 from goqueue.records.recompress import TOPIC_CODECS, has_keyless_record, recompress
@@ -86,6 +87,8 @@ DEFAULT_ACK_TIMEOUT_S = 30.0
 class ProduceResult:
     base_offset: int
     log_start_offset: int
+    log_append_time_ms: int = -1
+    """The time the broker stamped the batch with on a LogAppendTime topic; -1 otherwise."""
 
 
 def _check_client_batches(batches: list[BatchHeader]) -> None:
@@ -342,6 +345,12 @@ class Broker:
             batches = [read_header(records)]
             _check_size(batches[0], limit)
         now_ms = int(time.time() * 1000)
+        append_time_ms = -1
+        if log_append_time_for(configs, self.settings):
+            append_time_ms = now_ms
+            stamped = bytearray(records)
+            set_log_append_time(stamped, 0, batches[0], append_time_ms)
+            records, batches = bytes(stamped), [read_header(stamped)]
         window_ms = dedup_window_ms_for(configs)
         if window_ms > 0:
             result = await partition.append_deduplicated(records, batches[0], now_ms, window_ms)
@@ -357,7 +366,7 @@ class Broker:
             await self.flusher.flush(log, result.last_offset + 1)
         if acks == -1:
             await partition.wait_replicated(result.last_offset + 1, timeout, min_insync)
-        return ProduceResult(result.base_offset, log.log_start_offset)
+        return ProduceResult(result.base_offset, log.log_start_offset, append_time_ms)
 
     async def create_topic(
         self,

@@ -512,6 +512,11 @@ def dedup_window_ms_for(topic_configs: Mapping[str, str]) -> int:
     return int(value) if value else 0
 
 
+def log_append_time_for(topic_configs: Mapping[str, str], settings: BrokerSettings) -> bool:
+    """Whether the broker stamps batches with its append time (`message.timestamp.type`)."""
+    return _config("message.timestamp.type", topic_configs, settings) == "LogAppendTime"
+
+
 def delayed_enabled_for(topic_configs: Mapping[str, str]) -> bool:
     """Whether the topic parks delayed records; one dict lookup, as it runs on every produce."""
     return topic_configs.get("goqueue.delayed.enabled") == "true"

@@ -38,6 +38,11 @@ HEADER = struct.Struct(">qiibIhiqqqhii")
 _BASE_OFFSET = struct.Struct(">q")
 _LEADER_EPOCH = struct.Struct(">i")
 _LEADER_EPOCH_POSITION = 12
+_CRC = struct.Struct(">I")
+_CRC_POSITION = 17
+_ATTRIBUTES = struct.Struct(">h")
+_MAX_TIMESTAMP = struct.Struct(">q")
+_MAX_TIMESTAMP_POSITION = 35
 
 _COMPRESSION_MASK = 0x07
 _TIMESTAMP_TYPE_BIT = 0x08
@@ -195,3 +200,16 @@ def set_base_offset(buf: bytearray | memoryview, pos: int, base_offset: int) -> 
 def set_leader_epoch(buf: bytearray | memoryview, pos: int, epoch: int) -> None:
     """Stamp the leader epoch; like the base offset it is outside the CRC."""
     _LEADER_EPOCH.pack_into(buf, pos + _LEADER_EPOCH_POSITION, epoch)
+
+
+def set_log_append_time(
+    buf: bytearray | memoryview, pos: int, header: BatchHeader, append_time_ms: int
+) -> None:
+    """Give the batch the broker's append time (Kafka's LogAppendTime, as its
+    `DefaultRecordBatch.setMaxTimestamp` does): set the timestamp type bit and the max
+    timestamp, which readers then report for every record. Both lie inside the CRC, so it is
+    computed again; the records themselves are untouched."""
+    _ATTRIBUTES.pack_into(buf, pos + CRC_START, header.attributes | _TIMESTAMP_TYPE_BIT)
+    _MAX_TIMESTAMP.pack_into(buf, pos + _MAX_TIMESTAMP_POSITION, append_time_ms)
+    crc = crc32c.crc32c(memoryview(buf)[pos + CRC_START : pos + header.size])
+    _CRC.pack_into(buf, pos + _CRC_POSITION, crc)

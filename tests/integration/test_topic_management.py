@@ -163,6 +163,32 @@ def test_kafka_python_lower_retention_deletes_old_segments_without_restart(
     assert [value for _, value in got][-10:] == new
 
 
+def test_log_append_time_topics_stamp_batches_with_the_broker_clock(
+    hot_broker: BrokerProcess, kp_admin: KafkaAdminClient, kp_producer: KafkaProducer
+) -> None:
+    topic = unique_topic("kp-append-time")
+    configs = {"message.timestamp.type": "LogAppendTime"}
+    kp_admin.create_topics([NewTopic(topic, 1, 1, topic_configs=configs)])
+    an_hour_ago = int(time.time() * 1000) - HOUR_MS
+    before = int(time.time() * 1000)
+    sent = kp_producer.send(topic, b"stamped", timestamp_ms=an_hour_ago).get(timeout=TIMEOUT_S)
+    after = int(time.time() * 1000)
+    assert before <= sent.timestamp <= after, "the Produce answer carries the append time"
+
+    consumer = KafkaConsumer(bootstrap_servers=hot_broker.bootstrap, consumer_timeout_ms=10_000)
+    try:
+        consumer.assign([KpTopicPartition(topic, 0)])
+        consumer.seek_to_beginning()
+        record = next(consumer)
+    finally:
+        consumer.close()
+    assert (record.value, record.timestamp_type, record.timestamp) == (
+        b"stamped",
+        1,
+        sent.timestamp,
+    )
+
+
 def test_kafka_python_smaller_max_message_bytes_rejects_the_next_large_batch(
     hot_broker: BrokerProcess, kp_admin: KafkaAdminClient, kp_producer: KafkaProducer
 ) -> None:

@@ -16,6 +16,7 @@ from goqueue.records.batch import (
     scan_batches,
     set_base_offset,
     set_leader_epoch,
+    set_log_append_time,
 )
 from goqueue.records.builder import NewRecord, build_batch
 from goqueue.records.compression import Compression, compress, decompress
@@ -103,6 +104,21 @@ def test_base_offset_and_leader_epoch_are_patched_without_breaking_the_crc() -> 
     set_leader_epoch(payload, second, 9)
     headers = scan_batches(payload)
     assert [(h.base_offset, h.leader_epoch) for h in headers] == [(0, -1), (1234, 9)]
+
+
+def test_log_append_time_is_stamped_with_a_valid_crc() -> None:
+    payload = bytearray(build_batch(RECORDS, compression=Compression.gzip, now_ms=NOW_MS) * 2)
+    second = len(payload) // 2
+    set_log_append_time(payload, second, read_header(payload, second), NOW_MS + 5_000)
+    first, stamped = scan_batches(payload)
+    assert (first.timestamp_type, first.max_timestamp) == (TimestampType.create_time, NOW_MS)
+    assert (stamped.timestamp_type, stamped.max_timestamp) == (
+        TimestampType.log_append_time,
+        NOW_MS + 5_000,
+    )
+    assert stamped.compression is Compression.gzip
+    records = list(iter_records(payload[second:]))
+    assert {r.timestamp_ms for r in records} == {NOW_MS + 5_000}
 
 
 def test_scan_returns_every_batch_of_a_payload() -> None:

@@ -34,6 +34,7 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Non
         partitions = []
         for data in topic_data.partition_data:
             code, message, base_offset, log_start = ErrorCode.none, None, -1, -1
+            append_time: datetime.datetime | None = None
             if request.acks not in (0, 1, -1):
                 code = ErrorCode.invalid_required_acks
             else:
@@ -48,6 +49,10 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Non
                         timeout=request.timeout.total_seconds(),
                     )
                     base_offset, log_start = result.base_offset, result.log_start_offset
+                    if result.log_append_time_ms >= 0:
+                        append_time = datetime.datetime.fromtimestamp(
+                            result.log_append_time_ms / 1000, datetime.UTC
+                        )
                 except BrokerError as exc:
                     code, message = exc.error_code, exc.message
                     logger.warning(
@@ -67,7 +72,7 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Non
                     index=data.index,
                     error_code=code,
                     base_offset=base_offset,
-                    log_append_time=None,
+                    log_append_time=append_time,
                     log_start_offset=log_start,
                     record_errors=(),
                     error_message=message,
