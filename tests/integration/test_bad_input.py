@@ -27,18 +27,23 @@ from kio.schema.create_topics.v7.request import (
     CreateTopicsRequest,
 )
 from kio.schema.errors import ErrorCode
+from kio.schema.fetch.v9 import request as fetch_v9
+from kio.schema.fetch.v10 import request as fetch_v10
 from kio.schema.list_offsets.v11.request import (
     ListOffsetsPartition,
     ListOffsetsRequest,
     ListOffsetsTopic,
 )
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
+from kio.schema.produce.v3 import request as produce_v3
 from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
 from kio.schema.request_header.v1.header import RequestHeader as RequestHeaderV1
 from kio.schema.response_header.v0.header import ResponseHeader as ResponseHeaderV0
 from kio.serial import entity_reader, entity_writer
 
 from goqueue.records.builder import NewRecord, build_batch
+from goqueue.records.compression import Compression
+from goqueue.records.reader import iter_records
 from goqueue.testing.process import BrokerProcess
 
 pytestmark = pytest.mark.integration
@@ -453,6 +458,62 @@ def test_message_over_max_message_bytes_is_message_too_large(
     assert code == ErrorCode.message_too_large
     watch.wait_for_line(connection.peer, topic)
     assert _produce(connection, topic, fits) == (ErrorCode.none, 0)
+
+
+def test_zstd_needs_produce_v7_and_fetch_v10(
+    misbehaving: tuple[RawConnection, LogWatch],
+) -> None:
+    connection, watch = misbehaving
+    topic = f"zstd-{uuid.uuid4().hex[:8]}"
+    _create_topic(connection, topic, {"compression.type": "zstd"})
+    batch = build_batch([NewRecord(key=None, value=b"z" * 100)], compression=Compression.zstd)
+    old_produce = produce_v3.ProduceRequest(
+        transactional_id=None,
+        acks=-1,
+        timeout=datetime.timedelta(seconds=10),
+        topic_data=(
+            produce_v3.TopicProduceData(
+                name=topic,
+                partition_data=(produce_v3.PartitionProduceData(index=0, records=batch),),
+            ),
+        ),
+    )
+    (refused,) = connection.request(old_produce).responses[0].partition_responses
+    assert refused.error_code == ErrorCode.unsupported_compression_type
+    watch.wait_for_line(connection.peer, topic)
+    assert _produce(connection, topic, batch) == (ErrorCode.none, 0)
+
+    def fetched(schema: Any) -> Any:
+        request = schema.FetchRequest(
+            replica_id=-1,
+            max_wait=datetime.timedelta(0),
+            min_bytes=0,
+            max_bytes=1 << 20,
+            isolation_level=0,
+            session_id=0,
+            session_epoch=-1,
+            topics=(
+                schema.FetchTopic(
+                    topic=topic,
+                    partitions=(
+                        schema.FetchPartition(
+                            partition=0,
+                            current_leader_epoch=-1,
+                            fetch_offset=0,
+                            log_start_offset=-1,
+                            partition_max_bytes=1 << 20,
+                        ),
+                    ),
+                ),
+            ),
+            forgotten_topics_data=(),
+        )
+        return connection.request(request).responses[0].partitions[0]
+
+    assert fetched(fetch_v9).error_code == ErrorCode.unsupported_compression_type
+    served = fetched(fetch_v10)
+    assert served.error_code == ErrorCode.none
+    assert [r.value for r in iter_records(served.records)] == [b"z" * 100]
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,13 @@ from kio.static.protocol import ResponsePayload
 
 from goqueue.broker.broker import Broker
 from goqueue.broker.fetch import CONSUMER, FetchedPartition, PartitionFetch, fetch
+from goqueue.config.catalog import compression_type_for
 from goqueue.log.partition_log import FileSlice
 from goqueue.protocol.kafka.api import Api, RequestContext, topic_name
 from goqueue.protocol.kafka.codec import SplicedResponse, build, has_field, nested, response_type
 
 API_KEY = 1
+ZSTD_MIN_FETCH_VERSION = 10
 INVALID_SESSION_ID = 0
 FULL_FETCH_EPOCHS = (-1, 0)
 LEADER_ERRORS = frozenset({ErrorCode.not_leader_or_follower, ErrorCode.fenced_leader_epoch})
@@ -66,6 +68,8 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Spl
     topic_type = nested(response, "FetchableTopicResponse")
     partition_type = nested(response, "PartitionData")
     by_topic: dict[str, list[Any]] = {}
+    if context.header.api_version < ZSTD_MIN_FETCH_VERSION:
+        results = [_without_zstd(broker, result) for result in results]
     for result in results:
         by_topic.setdefault(result.request.topic, []).append(
             _partition_data(partition_type, result, slices, _current_leader(broker, result))
@@ -104,6 +108,16 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Spl
         responses=tuple(topics),
     )
     return SplicedResponse(body, slices) if slices else body
+
+
+def _without_zstd(broker: Broker, result: FetchedPartition) -> FetchedPartition:
+    """Kafka answers a Fetch older than v10 (KIP-110) for a partition of a topic whose
+    `compression.type` is zstd with UNSUPPORTED_COMPRESSION_TYPE: such a client could not
+    decompress what it would get."""
+    info = broker.image.topics.get(result.request.topic)
+    if info is None or compression_type_for(info.configs, broker.settings) != "zstd":
+        return result
+    return FetchedPartition(result.request, ErrorCode.unsupported_compression_type)
 
 
 def _replica_id(request: Any) -> int:

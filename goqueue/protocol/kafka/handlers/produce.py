@@ -13,8 +13,11 @@ from goqueue.broker.errors import BrokerError
 from goqueue.observability.logs import fields
 from goqueue.protocol.kafka.api import Api, RequestContext, topic_name
 from goqueue.protocol.kafka.codec import build, nested, response_type
+from goqueue.records.batch import HEADER_SIZE, read_header
+from goqueue.records.compression import Compression
 
 API_KEY = 0
+ZSTD_MIN_PRODUCE_VERSION = 7
 logger = logging.getLogger(__name__)
 
 
@@ -41,6 +44,7 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Non
                 try:
                     if name is None:
                         raise BrokerError(ErrorCode.unknown_topic_id)
+                    _check_codec(context.header.api_version, data.records or b"")
                     result = await broker.produce(
                         name,
                         data.index,
@@ -89,6 +93,18 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Non
     if request.acks == 0:
         return None
     return build(response, responses=tuple(topics), throttle_time=datetime.timedelta(0))
+
+
+def _check_codec(version: int, records: bytes) -> None:
+    """Kafka's `ProduceRequest.validateRecords`: zstd came with Produce v7 (KIP-110), so an
+    older request may not carry it. A batch too short to tell is left to the broker's checks."""
+    if version >= ZSTD_MIN_PRODUCE_VERSION or len(records) < HEADER_SIZE:
+        return
+    if read_header(records).compression is Compression.zstd:
+        raise BrokerError(
+            ErrorCode.unsupported_compression_type,
+            f"Produce requests with version {version} are not allowed to use ZStandard compression",
+        )
 
 
 API = Api(API_KEY, "Produce", 3, 13, handle)
