@@ -10,6 +10,12 @@ What needs I/O happens here, around the shard's pure operations: reading the log
 records an acquisition may take (their timestamps for the TTL, their message groups for FIFO),
 long-polling fetches, and copying records the group gives up on to its dead-letter topic
 before the shard archives them.
+
+In a cluster, clients send ShareFetch and ShareAcknowledge to each data partition's leader.
+A leader that is not the group's coordinator forwards them (`forward.py`); the coordinator
+keeps one share session per member and per broker the member talks to (as KIP-932 does),
+acquires a partition's records only for the session of the broker that leads it, and reads
+records through `broker.peers` (its own replica when it has one, else from the leader).
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
+import sys
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from kio.schema.errors import ErrorCode
@@ -30,17 +36,25 @@ from goqueue.broker.errors import BrokerError
 from goqueue.config.catalog import GROUP_CATALOG, InvalidConfigError, validate_group_configs
 from goqueue.config.dynamic import AlterOp, DescribedConfig, OpType, check_ops
 from goqueue.coordinator.group.coordinator import ImageTopics
-from goqueue.coordinator.group.lag import record_timestamp_at
 from goqueue.coordinator.group.messages import ListedGroup
 from goqueue.coordinator.runtime import CoordinatorRuntime, Result, Timer
 from goqueue.coordinator.share.config import describe_group_configs
 from goqueue.coordinator.share.dead_letter import dead_letter_batch, message_group
+from goqueue.coordinator.share.forward import (
+    SHARE_ACKNOWLEDGE,
+    SHARE_FETCH,
+    request_fields,
+    share_result,
+)
 from goqueue.coordinator.share.group import TopicPartition
 from goqueue.coordinator.share.messages import (
     ShareGroupDescription,
     ShareGroupStats,
     ShareHeartbeat,
     ShareHeartbeatResponse,
+    ShareParams,
+    SharePartitionResult,
+    ShareResult,
 )
 from goqueue.coordinator.share.partition import (
     AckBatch,
@@ -50,17 +64,22 @@ from goqueue.coordinator.share.partition import (
     ShareError,
 )
 from goqueue.coordinator.share.shard import ShareShard
-from goqueue.log.errors import OffsetOutOfRangeError
-from goqueue.log.partition_log import PartitionLog
 from goqueue.observability.share_groups import ShareGroupCollector
 from goqueue.records.batch import iter_batches
 from goqueue.records.reader import ConsumedRecord, batch_records
 
 if TYPE_CHECKING:
     from goqueue.broker.broker import Broker
+    from goqueue.broker.peers import PeerRead
 
 STATE_TOPIC = "__share_group_state"
-READ_BYTES = 1024 * 1024
+FORWARD_TIMEOUT_S = 30.0
+"""How long a forwarded request may take beyond its max wait."""
+DLQ_PRODUCE_TIMEOUT_S = 30.0
+POLL_S = 0.1
+"""How often a long-polling fetch looks again at partitions this broker does not lead (a
+follower's replica does not signal its high watermark moving)."""
+UNBOUNDED = sys.maxsize
 INITIAL_EPOCH = 0
 FINAL_EPOCH = -1
 DLQ_RETRY_S = 1.0
@@ -80,37 +99,6 @@ class ShareSession:
     partitions: list[TopicPartition]
 
 
-@dataclass(frozen=True, slots=True)
-class ShareParams:
-    group_id: str
-    member_id: str
-    session_epoch: int
-    max_wait_ms: int
-    max_bytes: int
-    max_records: int
-    fetch: Sequence[TopicPartition]
-    forget: Sequence[TopicPartition]
-    acks: Mapping[TopicPartition, Sequence[AckBatch]]
-    allow_renew: bool = False
-
-
-@dataclass(slots=True)
-class SharePartitionResult:
-    error: ErrorCode = ErrorCode.none
-    ack_error: ErrorCode = ErrorCode.none
-    ack_message: str | None = None
-    records: bytes = b""
-    acquired: list[Acquired] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class ShareResult:
-    error: ErrorCode
-    message: str | None = None
-    lock_timeout_ms: int = 0
-    partitions: Mapping[TopicPartition, SharePartitionResult] = field(default_factory=dict)
-
-
 class ShareCoordinator:
     """Share groups of this broker: ShareGroupHeartbeat, ShareFetch, ShareAcknowledge."""
 
@@ -127,7 +115,11 @@ class ShareCoordinator:
             },
             self._new_shard,
         )
-        self._sessions: dict[tuple[str, str], ShareSession] = {}
+        self._sessions: dict[tuple[str, str, int], ShareSession] = {}
+        """By group, member and the broker the member talks to."""
+        self._offsets: dict[tuple[str, int], tuple[int, int]] = {}
+        """Log start and high watermark of partitions this broker holds no replica of, as
+        last read from their leaders."""
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._dead_lettering: dict[tuple[str, TopicPartition], asyncio.Task[None]] = {}
         broker.metrics.register(ShareGroupCollector(self.all_stats))
@@ -138,11 +130,25 @@ class ShareCoordinator:
         )
 
     def _log_offsets(self, topic: str, partition: int) -> tuple[int, int] | None:
-        try:
-            hosted = self._broker.partition(topic, partition)
-        except BrokerError:
-            return None
+        """From this broker's replica, else as last read from the leader (None if never)."""
+        hosted = self._broker.hosted_partition(topic, partition)
+        if hosted is None:
+            return self._offsets.get((topic, partition))
         return hosted.log.log_start_offset, hosted.high_watermark
+
+    async def _peer_read(self, topic: str, partition: int, offset: int) -> PeerRead:
+        read = await self._broker.peers.read(topic, partition, offset)
+        if self._broker.hosted_partition(topic, partition) is None:
+            self._offsets[(topic, partition)] = (read.log_start_offset, read.high_watermark)
+        return read
+
+    async def _learn_offsets(self, topic: str, partitions: Iterable[int]) -> None:
+        """Read where partitions without a replica here start and end, so that share
+        partitions the shard initializes start at the right offset."""
+        for partition in partitions:
+            if self._log_offsets(topic, partition) is None:
+                with contextlib.suppress(BrokerError):
+                    await self._peer_read(topic, partition, 0)
 
     async def start(self) -> None:
         await self.runtime.start()
@@ -175,7 +181,8 @@ class ShareCoordinator:
             )
 
     def member_removed(self, group_id: str, member_id: str) -> None:
-        self._sessions.pop((group_id, member_id), None)
+        for key in [k for k in self._sessions if k[:2] == (group_id, member_id)]:
+            del self._sessions[key]
 
     def _wake_all(self) -> None:
         for group_id in list(self._waiters):
@@ -191,6 +198,10 @@ class ShareCoordinator:
                 f"Group {request.group_id} is not a share group.",
                 request.member_id,
             )
+        info = self._broker.image.topics
+        for name in request.subscribed_topics or ():
+            if name in info:
+                await self._learn_offsets(name, range(info[name].partitions))
         try:
             return await self._write(request.group_id, lambda s: s.heartbeat(request))
         except BrokerError as exc:
@@ -223,9 +234,12 @@ class ShareCoordinator:
         try:
             shard = self.runtime.shard(index)
         except BrokerError as exc:
+            if exc.error_code == ErrorCode.not_coordinator and params.origin is None:
+                return await self._forward(params, fetching=fetching)
             return ShareResult(exc.error_code, exc.message)
         lock_ms = shard.config(params.group_id).limits.lock_duration_ms
-        key = (params.group_id, params.member_id)
+        origin = self._broker.settings.node_id if params.origin is None else params.origin
+        key = (params.group_id, params.member_id, origin)
         session = self._sessions.get(key)
         epoch = params.session_epoch
         if epoch == INITIAL_EPOCH:
@@ -272,11 +286,39 @@ class ShareCoordinator:
                 lambda s: s.release_member(params.group_id, params.member_id, session.partitions),
             )
         elif fetching:
-            await self._acquire(index, params, session, results)
+            await self._acquire(index, params, origin, session, results)
             if epoch == INITIAL_EPOCH:
                 for tp in session.partitions:
                     results.setdefault(tp, SharePartitionResult())
         return ShareResult(ErrorCode.none, None, lock_ms, results)
+
+    async def _forward(self, params: ShareParams, *, fetching: bool) -> ShareResult:
+        """Send a client's request on to the group's coordinator, on a connection of its own
+        (it may long-poll there). Whether a request that got no answer was applied is
+        unknown: the client's next request finds out from its session epoch."""
+        coordinator = self.runtime.coordinator_for(params.group_id)
+        if coordinator is None:
+            return ShareResult(
+                ErrorCode.coordinator_not_available,
+                f"The coordinator of share group {params.group_id} is not available.",
+            )
+        api_key = SHARE_FETCH if fetching else SHARE_ACKNOWLEDGE
+        timeout = params.max_wait_ms / 1000 + FORWARD_TIMEOUT_S
+        fields = request_fields(params, fetching=fetching)
+        try:
+            response = await self._broker.peers.request_held(
+                coordinator.node_id, api_key, fields, timeout
+            )
+        except BrokerError as exc:
+            logger.info(
+                "share request of %s in %s not forwarded to broker %d: %s",
+                params.member_id,
+                params.group_id,
+                coordinator.node_id,
+                exc,
+            )
+            return ShareResult(exc.error_code, exc.message)
+        return share_result(response, fetching=fetching)
 
     async def _apply_acks(
         self,
@@ -304,6 +346,7 @@ class ShareCoordinator:
         self,
         index: int,
         params: ShareParams,
+        origin: int,
         session: ShareSession,
         results: dict[TopicPartition, SharePartitionResult],
     ) -> None:
@@ -319,7 +362,7 @@ class ShareCoordinator:
                 if budget <= 0 or remaining <= 0:
                     break
                 result = results.setdefault(tp, SharePartitionResult())
-                await self._acquire_partition(index, params, tp, budget, result)
+                await self._acquire_partition(index, params, origin, tp, budget, result)
                 budget -= sum(run.last_offset - run.first_offset + 1 for run in result.acquired)
                 remaining -= len(result.records)
             if budget < params.max_records or loop.time() >= deadline or not partitions:
@@ -330,58 +373,73 @@ class ShareCoordinator:
         self,
         index: int,
         params: ShareParams,
+        origin: int,
         tp: TopicPartition,
         max_records: int,
         result: SharePartitionResult,
     ) -> None:
+        """Acquire records of one partition for a session of the broker leading it (another
+        broker's session of the member gets NOT_LEADER_OR_FOLLOWER, so that a member never
+        holds records of one partition through two brokers)."""
         name = self.topics.name_of(tp[0])
         if name is None:
             result.error = ErrorCode.unknown_topic_id
             return
         try:
-            partition = self._broker.partition(name, tp[1])
+            leader = self._broker.peers.leader_of(name, tp[1])
         except BrokerError as exc:
             result.error = exc.error_code
+            return
+        if leader != origin:
+            result.error = ErrorCode.not_leader_or_follower
             return
         group_id = params.group_id
         shard = self.runtime.shard(index)
         if shard.partition(group_id, tp) is None:
+            await self._learn_offsets(name, (tp[1],))
             await self.runtime.write(index, lambda s: s.ensure_partition(group_id, tp))
-        high_watermark = partition.high_watermark
-        start = shard.next_candidate(group_id, tp, high_watermark)
+        hosted = self._broker.hosted_partition(name, tp[1])
+        bound = UNBOUNDED if hosted is None else hosted.high_watermark
+        start = shard.next_candidate(group_id, tp, bound)
         if start is None:
             return
-        log = partition.log
-        data = await _read_log(log, start, high_watermark)
-        if data is None:
+        try:
+            read = await self._peer_read(name, tp[1], start)
+        except BrokerError as exc:
+            result.error = exc.error_code
+            return
+        if not read.records:
             return
         ttl_ms = int(self._broker.image.topics[name].configs.get(TTL_CONFIG, "0") or 0)
         fifo = shard.config(group_id).limits.fifo
-        candidates = _candidates(data, start, high_watermark, ttl_ms, fifo)
+        candidates = _candidates(read.records, start, read.high_watermark, ttl_ms, fifo)
         acquired = await self.runtime.write(
             index,
             lambda s: s.acquire(
-                group_id, params.member_id, tp, candidates, max_records, log.log_start_offset
+                group_id, params.member_id, tp, candidates, max_records, read.log_start_offset
             ),
         )
         if acquired:
             result.acquired = acquired
-            result.records = _covering(data, acquired)
+            result.records = _covering(read.records, acquired)
 
     async def _wait(
         self, group_id: str, partitions: Sequence[TopicPartition], timeout: float
     ) -> None:
         """Until new records arrive in one of the partitions, records of the group become
-        available again, or the time is up."""
-        if timeout <= 0:
-            return
+        available again, or the time is up; at most POLL_S while a partition is led by
+        another broker, whose new records this broker may not hear of."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         hosted = []
         for topic_id, index in partitions:
             name = self.topics.name_of(topic_id)
-            with contextlib.suppress(BrokerError):
-                if name is not None:
-                    hosted.append(self._broker.partition(name, index))
+            partition = None if name is None else self._broker.hosted_partition(name, index)
+            if partition is not None:
+                hosted.append(partition)
+            if partition is None or not partition.is_leader:
+                timeout = min(timeout, POLL_S)
+        if timeout <= 0:
+            return
         for partition in hosted:
             partition.add_waiter(waiter)
         self._waiters.setdefault(group_id, set()).add(waiter)
@@ -445,7 +503,9 @@ class ShareCoordinator:
             topic = config.dlq_topic
             dlq_partitions = await self._dlq_partitions(topic)
             batch = dead_letter_batch(found, name or "", tp[1], group_id, wanted)
-            await self._broker.produce(topic, tp[1] % dlq_partitions, batch, acks=-1)
+            await self._broker.peers.produce(
+                topic, tp[1] % dlq_partitions, batch, timeout=DLQ_PRODUCE_TIMEOUT_S
+            )
             logger.info(
                 "share group %s: %d records of %s-%d dead-lettered to %s",
                 group_id,
@@ -472,16 +532,12 @@ class ShareCoordinator:
     async def _read_records(
         self, topic: str, index: int, first: int, last: int, wanted: set[int]
     ) -> list[ConsumedRecord]:
-        partition = self._broker.partition(topic, index)
-        log = partition.log
         found: list[ConsumedRecord] = []
-        offset = max(first, log.log_start_offset)
+        offset = first
         while offset <= last:
-            data = await _read_log(log, offset, partition.high_watermark)
-            if data is None:
-                break
+            read = await self._peer_read(topic, index, offset)
             progress = offset
-            for header, batch in iter_batches(data):
+            for header, batch in iter_batches(read.records):
                 if not header.is_control:
                     found += (r for r in batch_records(header, batch) if r.offset in wanted)
                 offset = header.last_offset + 1
@@ -529,8 +585,8 @@ class ShareCoordinator:
             if p.in_flight + p.available == 0:
                 continue
             with contextlib.suppress(BrokerError):
-                log = self._broker.partition(p.topic, p.partition).log
-                timestamp = await record_timestamp_at(log, p.start_offset)
+                read = await self._peer_read(p.topic, p.partition, p.start_offset)
+                timestamp = _timestamp_at(read.records, p.start_offset)
                 if timestamp is not None and (oldest is None or timestamp < oldest):
                     oldest = timestamp
         if oldest is None:
@@ -625,19 +681,16 @@ class ShareCoordinator:
         return await self.runtime.read(self.partition_for(group_id), query)
 
 
-async def _read_log(log: PartitionLog, offset: int, upper_bound: int) -> bytes | None:
-    """Whole batches from the one holding `offset` (or the log start), at most READ_BYTES
-    but at least one batch, below `upper_bound`; read in a worker thread. None if there is
-    nothing to read."""
-    try:
-        data_slice = log.read(max(offset, log.log_start_offset), READ_BYTES, upper_bound)
-    except OffsetOutOfRangeError:
-        return None
-    if data_slice is None:
-        return None
-    return await asyncio.get_running_loop().run_in_executor(
-        None, os.pread, data_slice.fd, data_slice.size, data_slice.position
-    )
+def _timestamp_at(data: bytes, offset: int) -> int | None:
+    """The timestamp of the first record at or after `offset` in whole batches read from
+    the log, None if they hold none."""
+    for header, batch in iter_batches(data):
+        if header.is_control or header.last_offset < offset:
+            continue
+        for record in batch_records(header, batch):
+            if record.offset >= offset:
+                return record.timestamp_ms
+    return None
 
 
 def _candidates(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from kio.schema.errors import ErrorCode
 
 from goqueue.coordinator.group.consumer import ConsumerHeartbeatResponse
+from goqueue.coordinator.share.group import TopicPartition
+from goqueue.coordinator.share.partition import AckBatch, Acquired
 
 JOIN_EPOCH = 0
 LEAVE_EPOCH = -1
@@ -89,3 +92,37 @@ class ShareGroupStats:
     def total(self, name: str) -> int:
         """A count (a PartitionStats field or `in_flight`) summed over the partitions."""
         return sum(int(getattr(p, name)) for p in self.partitions)
+
+
+@dataclass(frozen=True, slots=True)
+class ShareParams:
+    group_id: str
+    member_id: str
+    session_epoch: int
+    max_wait_ms: int
+    max_bytes: int
+    max_records: int
+    fetch: Sequence[TopicPartition]
+    forget: Sequence[TopicPartition]
+    acks: Mapping[TopicPartition, Sequence[AckBatch]]
+    allow_renew: bool = False
+    origin: int | None = None
+    """The peer broker that forwarded the request (its share session is that broker's),
+    None for a client's own request."""
+
+
+@dataclass(slots=True)
+class SharePartitionResult:
+    error: ErrorCode = ErrorCode.none
+    ack_error: ErrorCode = ErrorCode.none
+    ack_message: str | None = None
+    records: bytes = b""
+    acquired: list[Acquired] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ShareResult:
+    error: ErrorCode
+    message: str | None = None
+    lock_timeout_ms: int = 0
+    partitions: Mapping[TopicPartition, SharePartitionResult] = field(default_factory=dict)

@@ -7,7 +7,8 @@ from typing import Any
 
 from kio.static.protocol import ResponsePayload
 
-from goqueue.coordinator.share.coordinator import ShareParams
+from goqueue.broker.peers import peer_node_id
+from goqueue.coordinator.share.messages import ShareParams
 from goqueue.protocol.kafka.api import Api, RequestContext
 from goqueue.protocol.kafka.handlers.share_fetch import acknowledgements, share_response
 
@@ -27,6 +28,7 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
             forget=(),
             acks=acknowledgements(request.topics, "acknowledgement_batches"),
             allow_renew=getattr(request, "is_renew_ack", False),
+            origin=peer_node_id(context.header.client_id),
         )
     )
     return share_response(context, API_KEY, context.header.api_version, result)

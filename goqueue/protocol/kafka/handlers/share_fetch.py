@@ -9,8 +9,9 @@ from typing import Any
 
 from kio.static.protocol import ResponsePayload
 
-from goqueue.coordinator.share.coordinator import ShareParams, SharePartitionResult, ShareResult
+from goqueue.broker.peers import peer_node_id
 from goqueue.coordinator.share.group import TopicPartition
+from goqueue.coordinator.share.messages import ShareParams, SharePartitionResult, ShareResult
 from goqueue.coordinator.share.partition import AckBatch
 from goqueue.protocol.kafka.api import Api, RequestContext
 from goqueue.protocol.kafka.codec import build, nested, response_type
@@ -42,6 +43,7 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
             ],
             acks=acknowledgements(request.topics, "acknowledgement_batches"),
             allow_renew=getattr(request, "is_renew_ack", False),
+            origin=peer_node_id(context.header.client_id),
         )
     )
     return share_response(context, API_KEY, version, result)
@@ -73,8 +75,10 @@ def share_response(
     leader_type = nested(response, "LeaderIdAndEpoch")
     by_topic: dict[Any, list[Any]] = {}
     for (topic_id, index), data in sorted(result.partitions.items(), key=_order):
+        leader_id, leader_epoch = _current_leader(context, topic_id, index)
+        leader = build(leader_type, leader_id=leader_id, leader_epoch=leader_epoch)
         by_topic.setdefault(topic_id, []).append(
-            _partition(context, partition_type, leader_type, index, data, fetching)
+            _partition(partition_type, leader, index, data, fetching)
         )
     if result.error.value:
         logger.info(
@@ -98,15 +102,23 @@ def _order(item: tuple[TopicPartition, SharePartitionResult]) -> tuple[str, int]
     return str(item[0][0]), item[0][1]
 
 
+def _current_leader(context: RequestContext, topic_id: Any, index: int) -> tuple[int, int]:
+    """The partition's leader and leader epoch in this broker's metadata: the broker the
+    client talked to unless leadership moved (then the client learns where it went)."""
+    info = context.broker.image.topics_by_id.get(topic_id)
+    state = None if info is None else info.partition_states.get(index)
+    if state is None or state.leader < 0:
+        return NO_LEADER
+    return state.leader, state.leader_epoch
+
+
 def _partition(
-    context: RequestContext,
     partition_type: type[Any],
-    leader_type: type[Any],
+    leader: Any,
     index: int,
     data: SharePartitionResult,
     fetching: bool,
 ) -> Any:
-    leader = build(leader_type, leader_id=context.broker.settings.node_id, leader_epoch=0)
     if not fetching:
         return build(
             partition_type,
