@@ -28,11 +28,12 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kio.schema.errors import ErrorCode
 
 from goqueue.broker.errors import BrokerError
+from goqueue.broker.peers import peer_node_id
 from goqueue.config.catalog import GROUP_CATALOG, InvalidConfigError, validate_group_configs
 from goqueue.config.dynamic import AlterOp, DescribedConfig, OpType, check_ops
 from goqueue.coordinator.group.coordinator import ImageTopics
@@ -43,6 +44,11 @@ from goqueue.coordinator.share.dead_letter import dead_letter_batch, message_gro
 from goqueue.coordinator.share.forward import (
     SHARE_ACKNOWLEDGE,
     SHARE_FETCH,
+    SHARE_GROUP_HEARTBEAT,
+    alter_configs_request,
+    check_alter_configs,
+    heartbeat_fields,
+    heartbeat_result,
     request_fields,
     share_result,
 )
@@ -198,11 +204,16 @@ class ShareCoordinator:
                 f"Group {request.group_id} is not a share group.",
                 request.member_id,
             )
-        info = self._broker.image.topics
-        for name in request.subscribed_topics or ():
-            if name in info:
-                await self._learn_offsets(name, range(info[name].partitions))
         try:
+            if self._forwards(request.group_id, peer_node_id(request.client_id)):
+                response = await self._forward(
+                    request.group_id, SHARE_GROUP_HEARTBEAT, heartbeat_fields(request)
+                )
+                return heartbeat_result(response)
+            info = self._broker.image.topics
+            for name in request.subscribed_topics or ():
+                if name in info:
+                    await self._learn_offsets(name, range(info[name].partitions))
             return await self._write(request.group_id, lambda s: s.heartbeat(request))
         except BrokerError as exc:
             return ShareHeartbeatResponse(exc.error_code, exc.message, request.member_id)
@@ -232,10 +243,14 @@ class ShareCoordinator:
         other epoch must be the one the session expects next."""
         index = self.partition_for(params.group_id)
         try:
+            if self._forwards(params.group_id, params.origin):
+                api_key = SHARE_FETCH if fetching else SHARE_ACKNOWLEDGE
+                fields = request_fields(params, fetching=fetching)
+                wait_s = params.max_wait_ms / 1000
+                response = await self._forward(params.group_id, api_key, fields, wait_s)
+                return share_result(response, fetching=fetching)
             shard = self.runtime.shard(index)
         except BrokerError as exc:
-            if exc.error_code == ErrorCode.not_coordinator and params.origin is None:
-                return await self._forward(params, fetching=fetching)
             return ShareResult(exc.error_code, exc.message)
         lock_ms = shard.config(params.group_id).limits.lock_duration_ms
         origin = self._broker.settings.node_id if params.origin is None else params.origin
@@ -292,33 +307,43 @@ class ShareCoordinator:
                     results.setdefault(tp, SharePartitionResult())
         return ShareResult(ErrorCode.none, None, lock_ms, results)
 
-    async def _forward(self, params: ShareParams, *, fetching: bool) -> ShareResult:
-        """Send a client's request on to the group's coordinator, on a connection of its own
-        (it may long-poll there). Whether a request that got no answer was applied is
-        unknown: the client's next request finds out from its session epoch."""
-        coordinator = self.runtime.coordinator_for(params.group_id)
-        if coordinator is None:
-            return ShareResult(
-                ErrorCode.coordinator_not_available,
-                f"The coordinator of share group {params.group_id} is not available.",
-            )
-        api_key = SHARE_FETCH if fetching else SHARE_ACKNOWLEDGE
-        timeout = params.max_wait_ms / 1000 + FORWARD_TIMEOUT_S
-        fields = request_fields(params, fetching=fetching)
+    def _forwards(self, group_id: str, origin: int | None) -> bool:
+        """Whether a request for the group goes on to its coordinator: a client's request
+        (not one a peer already forwarded) to a broker that does not lead the group's
+        `__share_group_state` partition."""
+        if origin is not None:
+            return False
         try:
-            response = await self._broker.peers.request_held(
-                coordinator.node_id, api_key, fields, timeout
+            self.runtime.shard(self.partition_for(group_id))
+        except BrokerError as exc:
+            return exc.error_code == ErrorCode.not_coordinator
+        return False
+
+    async def _forward(
+        self, group_id: str, api_key: int, fields: Mapping[str, object], wait_s: float = 0.0
+    ) -> Any:
+        """Send a request on to the group's coordinator, on a connection of its own (it may
+        long-poll there); raises BrokerError. Whether a request that got no answer was
+        applied is unknown: a share session's next request finds out from its epoch."""
+        coordinator = self.runtime.coordinator_for(group_id)
+        if coordinator is None or coordinator.node_id == self._broker.settings.node_id:
+            raise BrokerError(
+                ErrorCode.coordinator_not_available,
+                f"The coordinator of share group {group_id} is not available.",
+            )
+        try:
+            return await self._broker.peers.request_held(
+                coordinator.node_id, api_key, fields, wait_s + FORWARD_TIMEOUT_S
             )
         except BrokerError as exc:
             logger.info(
-                "share request of %s in %s not forwarded to broker %d: %s",
-                params.member_id,
-                params.group_id,
+                "share group %s: request %d not forwarded to broker %d: %s",
+                group_id,
+                api_key,
                 coordinator.node_id,
                 exc,
             )
-            return ShareResult(exc.error_code, exc.message)
-        return share_result(response, fetching=fetching)
+            raise
 
     async def _apply_acks(
         self,
@@ -650,6 +675,12 @@ class ShareCoordinator:
         """IncrementalAlterConfigs/AlterConfigs on a GROUP resource; raise BrokerError."""
         if not group_id:
             raise BrokerError(ErrorCode.invalid_group_id, "Group id must not be empty.")
+        if self._forwards(group_id, None):
+            api_key, fields = alter_configs_request(
+                group_id, ops, incremental=incremental, validate_only=validate_only
+            )
+            check_alter_configs(await self._forward(group_id, api_key, fields))
+            return
         current = await self.group_configs(group_id) if incremental else {}
         try:
             check_ops(ops)

@@ -1,26 +1,43 @@
-"""ShareFetch and ShareAcknowledge forwarded to a share group's coordinator.
+"""Share group requests forwarded to the group's coordinator.
 
 Clients send share fetches to each data partition's leader, but a share group's state lives
 with its coordinator (the leader of its `__share_group_state` partition). A broker that is
 not the coordinator sends the request on, as the same Kafka request from a peer (its client
 id names the broker, so the coordinator keeps that broker's share session apart from the
-member's sessions on other brokers), and turns the answer back into a `ShareResult` that the
-handler encodes in the client's version, naming the data leaders itself.
+member's sessions on other brokers), and turns the answer back into the coordinator's result
+type, which the handler encodes in the client's version (naming the data leaders itself).
+
+Heartbeats and group config changes are forwarded the same way: FindCoordinator names a
+share group's coordinator only on brokers that know the group is a share group, so a client
+may well send them to another broker.
 """
 
 from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from kio.schema.errors import ErrorCode
 
-from goqueue.coordinator.share.messages import ShareParams, SharePartitionResult, ShareResult
+from goqueue.broker.errors import BrokerError
+from goqueue.config.dynamic import AlterOp, OpType
+from goqueue.coordinator.share.messages import (
+    ShareHeartbeat,
+    ShareHeartbeatResponse,
+    ShareParams,
+    SharePartitionResult,
+    ShareResult,
+)
 from goqueue.coordinator.share.partition import Acquired
 
+SHARE_GROUP_HEARTBEAT = 76
 SHARE_FETCH = 78
 SHARE_ACKNOWLEDGE = 79
+ALTER_CONFIGS = 33
+INCREMENTAL_ALTER_CONFIGS = 44
+GROUP_RESOURCE = 32
 
 
 def request_fields(params: ShareParams, *, fetching: bool) -> dict[str, Any]:
@@ -89,6 +106,52 @@ def share_result(response: Any, *, fetching: bool) -> ShareResult:
             )
     lock_ms = int(response.acquisition_lock_timeout.total_seconds() * 1000) if fetching else 0
     return ShareResult(_code(response.error_code), response.error_message, lock_ms, partitions)
+
+
+def heartbeat_fields(request: ShareHeartbeat) -> dict[str, Any]:
+    topics = request.subscribed_topics
+    return {
+        "group_id": request.group_id,
+        "member_id": request.member_id,
+        "member_epoch": request.member_epoch,
+        "rack_id": request.rack_id,
+        "subscribed_topic_names": None if topics is None else list(topics),
+    }
+
+
+def heartbeat_result(response: Any) -> ShareHeartbeatResponse:
+    assignment = response.assignment
+    return ShareHeartbeatResponse(
+        _code(response.error_code),
+        response.error_message,
+        response.member_id,
+        response.member_epoch,
+        int(response.heartbeat_interval.total_seconds() * 1000),
+        None
+        if assignment is None
+        else {t.topic_id: frozenset(t.partitions) for t in assignment.topic_partitions},
+    )
+
+
+def alter_configs_request(
+    group_id: str, ops: Sequence[AlterOp], *, incremental: bool, validate_only: bool
+) -> tuple[int, dict[str, Any]]:
+    """The IncrementalAlterConfigs (or AlterConfigs) request changing a group's configs."""
+    if incremental:
+        configs = [{"name": n, "config_operation": int(op), "value": v} for n, op, v in ops]
+    else:
+        configs = [{"name": n, "value": v} for n, op, v in ops if op is OpType.SET]
+    resource = {"resource_type": GROUP_RESOURCE, "resource_name": group_id, "configs": configs}
+    api_key = INCREMENTAL_ALTER_CONFIGS if incremental else ALTER_CONFIGS
+    return api_key, {"resources": [resource], "validate_only": validate_only}
+
+
+def check_alter_configs(response: Any) -> None:
+    """Raise the error an AlterConfigs or IncrementalAlterConfigs answer carries."""
+    for result in response.responses:
+        code = _code(result.error_code)
+        if code != ErrorCode.none:
+            raise BrokerError(code, result.error_message or code.name)
 
 
 def _code(value: int) -> ErrorCode:
