@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from kio.schema.errors import ErrorCode
 
-from goqueue.broker.delayed import produce_delayed
+from goqueue.broker.delayed import produce_delayed, produce_forwarded
 from goqueue.broker.errors import BrokerError
 from goqueue.broker.flusher import Flusher
 from goqueue.broker.partition import Partition
@@ -51,6 +51,7 @@ from goqueue.config.dynamic import (
 from goqueue.config.settings import BrokerSettings
 from goqueue.coordinator.group.coordinator import GroupCoordinator
 from goqueue.coordinator.scheduler.coordinator import Scheduler
+from goqueue.coordinator.scheduler.records import SCHEDULE_TOPIC
 from goqueue.coordinator.share.coordinator import ShareCoordinator
 from goqueue.log.cleaner import CleanerConfig
 from goqueue.log.cleaner_manager import LogCleaner
@@ -329,6 +330,9 @@ class Broker:
         configs = self.image.topics[topic].configs
         limit = max_message_bytes_for(configs, self.settings)
         _check_size(batches[0], limit)
+        if topic == SCHEDULE_TOPIC:
+            answer = await produce_forwarded(self, index, records, batches[0])
+            return ProduceResult(answer, partition.log.log_start_offset)
         if delayed_enabled_for(configs):
             parked = await produce_delayed(self, partition, records, batches[0], configs)
             if parked is not None:

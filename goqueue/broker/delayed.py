@@ -22,14 +22,18 @@ from kio.schema.errors import ErrorCode
 from goqueue.broker.errors import BrokerError
 from goqueue.broker.producer_state import NO_PRODUCER_ID
 from goqueue.config.catalog import delayed_max_delay_ms_for
-from goqueue.coordinator.scheduler.coordinator import ParkRequest
+from goqueue.coordinator.scheduler import forward
 from goqueue.coordinator.scheduler.records import (
     CANCEL_HEADER,
     DELAY_MS_HEADER,
     DELIVER_AT_HEADER,
     MAX_SCHEDULE_ID_BYTES,
     SCHEDULE_ID_HEADER,
+    SCHEDULE_TOPIC,
+    SCHEDULED_AT_HEADER,
     Message,
+    ParkRequest,
+    ProducerBatch,
 )
 from goqueue.coordinator.scheduler.shard import CancelOutcome
 from goqueue.records.batch import BatchHeader
@@ -90,7 +94,8 @@ async def produce_delayed(
         duplicate = partition.producers.check(batch)
         if duplicate is not None:
             return duplicate.first_offset
-    with _scheduler_unavailable_is_retriable(partition):
+    where = f"{partition.topic}-{partition.index}"
+    with _scheduler_unavailable_is_retriable(where):
         if delayed.cancels:
             first = -1
             for schedule_id in delayed.cancels:
@@ -101,7 +106,18 @@ async def produce_delayed(
                         f"Cannot cancel scheduled message {schedule_id}: {_REASONS[outcome]}",
                     )
         else:
-            first = await broker.scheduler.park(partition.topic, partition.index, delayed.messages)
+            producer = None
+            if idempotent:
+                producer = ProducerBatch(
+                    partition.topic,
+                    partition.index,
+                    batch.producer_id,
+                    batch.producer_epoch,
+                    batch.base_sequence,
+                )
+            first = await broker.scheduler.park(
+                partition.topic, partition.index, delayed.messages, producer
+            )
     if idempotent:
         last = first if first < 0 else first + batch.record_count - 1
         partition.producers.record(batch, first, last)
@@ -109,11 +125,32 @@ async def produce_delayed(
     return first
 
 
+async def produce_forwarded(broker: Broker, index: int, records: bytes, batch: BatchHeader) -> int:
+    """The produce path of `__goqueue_schedule`: a park or cancel another broker sent on to
+    this one, the leader of schedule shard `index` (see `goqueue.coordinator.scheduler.
+    forward`). Returns the offset to answer with."""
+    request = forward.parse(records, batch)
+    with _scheduler_unavailable_is_retriable(f"{SCHEDULE_TOPIC}-{index}"):
+        if isinstance(request, forward.ForwardedCancel):
+            outcome = await broker.scheduler.cancel_here(index, request.schedule_id)
+            return forward.CANCEL_OUTCOMES.index(outcome)
+        target = request.messages[0].message
+        if broker.scheduler.shard_for(target.topic, target.partition) != index:
+            raise BrokerError(
+                ErrorCode.invalid_record,
+                f"{target.topic}-{target.partition} is not scheduled in {SCHEDULE_TOPIC}-{index}",
+            )
+        return await broker.scheduler.park_here(
+            index, target.topic, target.partition, request.messages, request.producer
+        )
+
+
 @contextlib.contextmanager
-def _scheduler_unavailable_is_retriable(partition: Partition) -> Iterator[None]:
+def _scheduler_unavailable_is_retriable(where: str) -> Iterator[None]:
     """A schedule shard that is loading (after a restart) or led elsewhere gets a coordinator
     error, which Produce may not answer: clients treat unknown codes as fatal. Answer
-    NOT_LEADER_OR_FOLLOWER instead, which every client retries after a metadata refresh."""
+    NOT_LEADER_OR_FOLLOWER instead, which every client retries after a metadata refresh (and
+    `broker.peers` retries when it sends a park or cancel on to a shard's leader)."""
     try:
         yield
     except BrokerError as exc:
@@ -121,12 +158,16 @@ def _scheduler_unavailable_is_retriable(partition: Partition) -> Iterator[None]:
             raise
         raise BrokerError(
             ErrorCode.not_leader_or_follower,
-            f"The scheduler of {partition.topic}-{partition.index} is not ready: {exc.message}",
+            f"The scheduler of {where} is not ready: {exc.message}",
         ) from exc
 
 
 _COORDINATOR_ERRORS = frozenset(
-    {ErrorCode.coordinator_load_in_progress, ErrorCode.coordinator_not_available}
+    {
+        ErrorCode.coordinator_load_in_progress,
+        ErrorCode.coordinator_not_available,
+        ErrorCode.not_coordinator,
+    }
 )
 _REASONS = {
     CancelOutcome.NOT_FOUND: "no message with this id is pending",
@@ -198,6 +239,10 @@ def _due_ms(
     now_ms: int,
     max_delay_ms: int,
 ) -> int | None:
+    """The due time a record asks for; None if it asks for none, or was delivered by the
+    scheduler (it carries `goqueue.scheduled-at`: its delay headers are spent)."""
+    if SCHEDULED_AT_HEADER in headers:
+        return None
     if DELIVER_AT_HEADER in headers and DELAY_MS_HEADER in headers:
         raise _invalid(position, where, f"carries both {DELIVER_AT_HEADER} and {DELAY_MS_HEADER}")
     if DELIVER_AT_HEADER in headers:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from kio.schema.errors import ErrorCode
 
 from goqueue.broker.errors import BrokerError
+from goqueue.broker.replica_fetcher import OFFSET_FOR_LEADER_EPOCH
 from goqueue.client.connection import Connection
 from goqueue.client.errors import ClientError
 from goqueue.client.fetcher import FETCH, FetchLimits, fetch_request
@@ -69,6 +70,14 @@ def peer_node_id(client_id: str | None) -> int | None:
         return None
     suffix = client_id[len(CLIENT_ID_PREFIX) :]
     return int(suffix) if suffix.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class LogOffsets:
+    """Where a partition's log is committed up to and where it ends, on its leader."""
+
+    high_watermark: int
+    log_end_offset: int
 
 
 class Peers:
@@ -205,6 +214,32 @@ class Peers:
                 raise BrokerError(code, f"broker {leader} refused to read {tp}: {code.name}")
             return PeerRead(answer.records or b"", answer.high_watermark, answer.log_start_offset)
         raise BrokerError(ErrorCode.unknown_server_error, f"broker {leader} did not answer {tp}")
+
+    async def offsets(self, topic: str, index: int) -> LogOffsets:
+        """The partition's high watermark and log end offset on its leader, this broker or a
+        peer (OffsetForLeaderEpoch for the current epoch answers the leader's log end, then a
+        Fetch from there its high watermark)."""
+        hosted = self._broker.hosted_partition(topic, index)
+        if hosted is not None and hosted.is_leader:
+            return LogOffsets(hosted.high_watermark, hosted.log.log_end_offset)
+        leader = self.leader_of(topic, index)
+        state = self._broker.image.topics[topic].partition_states.get(index)
+        if leader is None or state is None:
+            raise BrokerError(ErrorCode.leader_not_available, f"{topic}-{index} has no leader")
+        wanted = {
+            "partition": index,
+            "current_leader_epoch": state.leader_epoch,
+            "leader_epoch": state.leader_epoch,
+        }
+        request = {"replica_id": -1, "topics": [{"topic": topic, "partitions": [wanted]}]}
+        response = await self.request(leader, OFFSET_FOR_LEADER_EPOCH, request, REQUEST_TIMEOUT_S)
+        for answer in (p for t in response.topics for p in t.partitions):
+            code = ErrorCode(answer.error_code)
+            if code != ErrorCode.none:
+                raise BrokerError(code, f"broker {leader} has no log end of {topic}-{index}")
+            end = int(answer.end_offset)
+            return LogOffsets((await self.read(topic, index, end)).high_watermark, end)
+        raise BrokerError(ErrorCode.unknown_server_error, f"broker {leader} did not answer")
 
     async def close(self) -> None:
         for node_id, connection in list(self._connections.items()):

@@ -5,14 +5,24 @@ Each target partition's messages live in the shard of `__goqueue_schedule` that
 a delivery loop that moves the horizon forward (reading the window files that come near) and
 appends due messages to their topics.
 
+In a cluster a shard lives on the leader of its schedule partition, which need not lead the
+target partitions that hash to it. The target's leader (where the delayed record is produced)
+sends the park on to the shard's leader (`forward.py`, through `broker.peers`), and the shard's
+leader appends due messages on the target's leader: locally when it leads the target too,
+else with a Produce (acks=all) through `broker.peers`. Cancels ask every shard on its leader.
+
 Exactly once. A delivery round for a target partition is: (1) write and fsync an intent
-record holding the target's log end offset and the ids about to be appended; (2) append the
-messages, each carrying its `goqueue.schedule-id` header, and fsync the target; (3) tombstone
-the messages and the intent. A crash before (1) is durable leaves the messages pending and
-nothing appended; a crash after it leaves an open intent, and on load the scheduler reads the
-target partition from the intent's offset: ids it finds there were appended (tombstoned now),
-the others are still pending and delivered again. Nothing is appended twice, nothing due is
-lost.
+record holding where the target's log ended (its log end offset here; on a remote leader its
+high watermark, below which no leader change moves an offset) and the ids about to be
+appended; (2) append the messages, each carrying its `goqueue.schedule-id` header, durably on
+every in-sync replica; (3) tombstone the messages and the intent. A crash before (1) is
+durable leaves the messages pending and nothing appended; a crash, a move of the shard's
+leadership or a failed append (which may have happened: a lost connection, a timeout) after
+it leaves an open intent. Before delivering again the scheduler settles it: it waits until
+the target's log, as it ends then, is on every in-sync replica (so a failed append is either
+committed or truncated) and reads it from the intent's offset: ids it finds there were
+appended (tombstoned now), the others are still pending and delivered again. Nothing is
+appended twice, nothing due is lost.
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -31,8 +41,13 @@ from kio.schema.errors import ErrorCode
 from prometheus_client import Histogram
 
 from goqueue.broker.errors import BrokerError
-from goqueue.config.catalog import compression_type_for, max_message_bytes_for
+from goqueue.config.catalog import (
+    compression_type_for,
+    max_message_bytes_for,
+    min_insync_replicas_for,
+)
 from goqueue.coordinator.runtime import CoordinatorRuntime, Record, Result, Timer, partition_for
+from goqueue.coordinator.scheduler import forward
 from goqueue.coordinator.scheduler.buckets import BucketStore, Frame
 from goqueue.coordinator.scheduler.records import (
     SCHEDULE_ID_HEADER,
@@ -40,6 +55,8 @@ from goqueue.coordinator.scheduler.records import (
     SCHEDULED_AT_HEADER,
     Intent,
     Message,
+    ParkRequest,
+    ProducerBatch,
     decode_message,
     encode_message,
     message_key,
@@ -60,6 +77,8 @@ from goqueue.records.recompress import TOPIC_CODECS
 
 if TYPE_CHECKING:
     from goqueue.broker.broker import Broker
+    from goqueue.broker.partition import Partition
+    from goqueue.metadata.image import MetadataImage
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +95,13 @@ SCHEDULE_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 (ids of up to 255 bytes) and for a parked batch, which is stored uncompressed."""
 IDLE_WAIT_S = 1.0
 RETRY_WAIT_S = 1.0
+FORWARD_TIMEOUT_S = 10.0
+"""How long a park or cancel sent on to a shard's leader retries while leadership moves."""
+DELIVERY_TIMEOUT_S = 10.0
+"""How long an append of due messages waits for the target's in-sync replicas."""
+SETTLE_TIMEOUT_S = 10.0
+"""How long settling an intent waits for the target's high watermark to reach its log end."""
+SETTLE_POLL_S = 0.1
 BUCKETS_DIR = "__scheduler"
 """Under the data directory; not a partition directory name, so the log manager ignores it."""
 _BATCH_BYTES = 1024 * 1024
@@ -126,6 +152,10 @@ class Scheduler:
         )
         broker.metrics.register(SchedulerCollector(self))
 
+    @property
+    def broker(self) -> Broker:
+        return self._broker
+
     def _new_shard(self, index: int, timer: Timer) -> ScheduleShard:
         """A shard for a partition this broker now leads; its delivery loop runs from when it
         has loaded until it is unloaded (leadership moved, or the broker stops)."""
@@ -166,11 +196,33 @@ class Scheduler:
 
     # Parking.
 
-    async def park(self, topic: str, partition: int, messages: Sequence[ParkRequest]) -> int:
-        """Write messages to their shard, durably; returns the schedule log offset of the first
-        (what the producer is answered). A message without an id gets `<topic>-<partition>@
-        <offset>`."""
+    async def park(
+        self,
+        topic: str,
+        partition: int,
+        messages: Sequence[ParkRequest],
+        producer: ProducerBatch | None = None,
+    ) -> int:
+        """Park messages in their shard, durably: here if this broker leads it, else sent on to
+        its leader. Returns the schedule log offset of the first (what the producer is
+        answered)."""
         index = self.shard_for(topic, partition)
+        if self._leads(index):
+            return await self.park_here(index, topic, partition, messages, producer)
+        batch = forward.park_batch(messages, producer)
+        return await self._forward(index, batch)
+
+    async def park_here(
+        self,
+        index: int,
+        topic: str,
+        partition: int,
+        messages: Sequence[ParkRequest],
+        producer: ProducerBatch | None = None,
+    ) -> int:
+        """Write messages to a shard this broker leads. A message without an id gets
+        `<topic>-<partition>@<offset>`; a batch of an idempotent `producer` parked before is
+        answered with its first answer."""
         log = self._broker.partition(SCHEDULE_TOPIC, index).log
 
         def operation(shard: ScheduleShard) -> Result[int]:
@@ -182,7 +234,7 @@ class Scheduler:
                 )
                 for delta, m in enumerate(messages)
             ]
-            return shard.park(records, first)
+            return shard.park(records, first, producer)
 
         first_offset = await self.runtime.write(index, operation)
         wakeup = self._wakeups.get(index)
@@ -190,24 +242,61 @@ class Scheduler:
             wakeup.set()
         return first_offset
 
+    def _leads(self, index: int) -> bool:
+        """Whether this broker leads the shard (or nobody does, or the schedule log is not
+        created yet: then the local runtime gives the error to answer)."""
+        if SCHEDULE_TOPIC not in self._broker.image.topics:
+            return True
+        leader = self._broker.peers.leader_of(SCHEDULE_TOPIC, index)
+        return leader is None or leader == self._broker.settings.node_id
+
+    async def _forward(self, index: int, batch: bytes) -> int:
+        return await self._broker.peers.produce(
+            SCHEDULE_TOPIC, index, batch, timeout=FORWARD_TIMEOUT_S
+        )
+
     # Cancel, show, list.
 
     async def cancel(self, schedule_id: str) -> CancelOutcome:
-        """Cancel a pending message wherever it is (any shard, in memory or in a window)."""
-        self._check_loaded()
-        for index, shard in list(self.runtime.active_shards()):
-            found = None
-            if shard.get(schedule_id) is None and not shard.delivering(schedule_id):
-                found = await self._find_far(index, schedule_id)
-            outcome = await self.runtime.write(index, _cancelling(schedule_id, found))
-            if outcome is not CancelOutcome.NOT_FOUND:
-                if outcome is CancelOutcome.CANCELLED:
-                    logger.info("cancelled scheduled message %s", schedule_id)
+        """Cancel a pending message wherever it is: every shard is asked, on its leader (ids
+        are unique, so at most one has it). A shard that cannot answer fails the cancel, with
+        a retriable error, unless another one had the message."""
+        answers = await asyncio.gather(
+            *(self._cancel_in(index, schedule_id) for index in range(self.runtime.num_partitions)),
+            return_exceptions=True,
+        )
+        for outcome in (CancelOutcome.CANCELLED, CancelOutcome.DELIVERING):
+            if outcome in answers:
                 return outcome
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
         return CancelOutcome.NOT_FOUND
 
+    async def _cancel_in(self, index: int, schedule_id: str) -> CancelOutcome:
+        if self._leads(index):
+            return await self.cancel_here(index, schedule_id)
+        answer = await self._forward(index, forward.cancel_batch(schedule_id))
+        if not 0 <= answer < len(forward.CANCEL_OUTCOMES):
+            raise BrokerError(
+                ErrorCode.unknown_server_error, f"schedule shard {index} answered {answer}"
+            )
+        return forward.CANCEL_OUTCOMES[answer]
+
+    async def cancel_here(self, index: int, schedule_id: str) -> CancelOutcome:
+        """Cancel a pending message of a shard this broker leads (in memory or in a window)."""
+        shard = self.runtime.shard(index)
+        found = None
+        if shard.get(schedule_id) is None and not shard.delivering(schedule_id):
+            found = await self._find_far(index, schedule_id)
+        outcome = await self.runtime.write(index, _cancelling(schedule_id, found))
+        if outcome is CancelOutcome.CANCELLED:
+            logger.info("cancelled scheduled message %s", schedule_id)
+        return outcome
+
     async def show(self, schedule_id: str) -> PendingView | None:
-        """A pending message with its contents, None if no shard has it pending."""
+        """A pending message with its contents, None if no shard this broker leads has it
+        pending (the HTTP API asks every broker)."""
         self._check_loaded()
         for index, shard in list(self.runtime.active_shards()):
             entry = shard.get(schedule_id)
@@ -223,7 +312,8 @@ class Scheduler:
         return None
 
     async def pending(self, topic: str | None = None, limit: int = 100) -> list[PendingView]:
-        """Pending messages in due order (of `topic` only, if given), at most `limit`."""
+        """Pending messages of the shards this broker leads in due order (of `topic` only, if
+        given), at most `limit`."""
         self._check_loaded()
         shards = list(self.runtime.active_shards())
         near = sorted(
@@ -277,21 +367,20 @@ class Scheduler:
 
     async def _run(self, index: int, shard: ScheduleShard) -> None:
         """The delivery loop of one loaded shard: settle open intents, then deliver and admit.
-        A failure is logged and the step retried: the loop ends only when the shard unloads."""
-        while True:
-            try:
-                await self._recover(index, shard)
-                break
-            except Exception as exc:
-                _log_failure(index, "recovery", exc)
-                await asyncio.sleep(RETRY_WAIT_S)
+        A failure is logged and the step retried, after settling the intents again (an append
+        that failed may have happened): the loop ends only when the shard unloads."""
         wakeup = self._wakeups[index]
+        settled = False
         while True:
             try:
+                if not settled:
+                    await self._recover(index, shard)
+                    settled = True
                 if await self._step(index, shard):
                     continue
             except Exception as exc:
-                _log_failure(index, "delivery", exc)
+                _log_failure(index, "delivery" if settled else "recovery", exc)
+                settled = False
                 await asyncio.sleep(RETRY_WAIT_S)
                 continue
             now_ms = _now_ms()
@@ -327,59 +416,105 @@ class Scheduler:
         return True
 
     async def _deliver(self, index: int, due: Sequence[Scheduled]) -> None:
+        """One round: intents, appends (here for targets this broker leads, else on their
+        leaders with acks=all), tombstones. A target that fails (its leader is unreachable)
+        does not hold back the others: theirs are tombstoned, then the failure is raised and
+        the caller settles what is left open."""
         by_target: dict[TopicPartition, list[Scheduled]] = {}
         for entry in due:
             by_target.setdefault((entry.topic, entry.partition), []).append(entry)
-        logs: dict[TopicPartition, PartitionLog] = {}
-        gone: list[str] = []
-        for target, entries in by_target.items():
-            try:
-                logs[target] = self._broker.partition(*target).log
-            except BrokerError:
-                gone.extend(e.schedule_id for e in entries)
+        image = self._broker.image
+        gone = [e.schedule_id for t, es in by_target.items() if not _exists(image, t) for e in es]
         if gone:
             logger.warning("dropping %d scheduled messages of deleted partitions", len(gone))
             await self.runtime.write(index, lambda s: s.drop(gone))
+        targets = [t for t in by_target if _exists(image, t)]
+        local = {t: p for t in targets if (p := self._local_leader(t)) is not None}
+        starts = await asyncio.gather(
+            *(self._start_of(t, local.get(t)) for t in targets), return_exceptions=True
+        )
+        failures = [start for start in starts if isinstance(start, BaseException)]
         intents = {
-            target: Intent(log.log_end_offset, tuple(e.schedule_id for e in by_target[target]))
-            for target, log in logs.items()
+            target: Intent(start, tuple(e.schedule_id for e in by_target[target]))
+            for target, start in zip(targets, starts, strict=True)
+            if not isinstance(start, BaseException)
         }
         await self.runtime.write(index, lambda s: s.begin_delivery(intents))
         now_ms = _now_ms()
-        flushes = []
-        for target, log in logs.items():
-            configs = self._broker.image.topics[target[0]].configs
-            codec = TOPIC_CODECS.get(compression_type_for(configs, self._broker.settings))
-            limit = min(max_message_bytes_for(configs, self._broker.settings), _BATCH_BYTES)
-            batches = await asyncio.to_thread(
-                _build_batches, by_target[target], now_ms, codec or Compression.none, limit
-            )
-            partition = self._broker.partition(*target)
-            for batch in batches:
-                partition.append(bytearray(batch), read_header(batch), now_ms)
-            flushes.append(self._broker.flusher.flush(log, log.log_end_offset))
-        await asyncio.gather(*flushes)
-        done = {target: [e.schedule_id for e in by_target[target]] for target in logs}
+        appends = await asyncio.gather(
+            *(self._append(t, by_target[t], now_ms, local.get(t)) for t in intents),
+            return_exceptions=True,
+        )
+        failures += [result for result in appends if isinstance(result, BaseException)]
+        done = {
+            target: [e.schedule_id for e in by_target[target]]
+            for target, result in zip(intents, appends, strict=True)
+            if not isinstance(result, BaseException)
+        }
         await self.runtime.write(index, lambda s: s.finish_delivery(done))
         delivered_ms = _now_ms()
-        for entries in by_target.values():
-            for entry in entries:
+        for target in done:
+            for entry in by_target[target]:
                 self.lateness.observe(max(delivered_ms - entry.due_ms, 0) / 1000)
+        if failures:
+            raise failures[0]
+
+    def _local_leader(self, target: TopicPartition) -> Partition | None:
+        partition = self._broker.hosted_partition(*target)
+        return partition if partition is not None and partition.is_leader else None
+
+    async def _start_of(self, target: TopicPartition, local: Partition | None) -> int:
+        """Where the intent starts: the log end of a partition this broker leads; else the
+        leader's high watermark, below which no leader change moves an offset (a new leader's
+        log may end before the old one's), so the messages land after it wherever they land."""
+        if local is not None:
+            return local.log.log_end_offset
+        return (await self._broker.peers.offsets(*target)).high_watermark
+
+    async def _append(
+        self,
+        target: TopicPartition,
+        entries: Sequence[Scheduled],
+        now_ms: int,
+        local: Partition | None,
+    ) -> None:
+        """Append due messages to their partition, durably and on every in-sync replica: the
+        local fast path if this broker led it when the round started (and still does), else
+        Produce with acks=all on its leader through `broker.peers`."""
+        configs = self._broker.image.topics[target[0]].configs
+        codec = TOPIC_CODECS.get(compression_type_for(configs, self._broker.settings))
+        limit = min(max_message_bytes_for(configs, self._broker.settings), _BATCH_BYTES)
+        batches = await asyncio.to_thread(
+            _build_batches, entries, now_ms, codec or Compression.none, limit
+        )
+        if local is None:
+            for batch in batches:
+                await self._broker.peers.produce(*target, batch, timeout=DELIVERY_TIMEOUT_S)
+            return
+        local.check_leader()
+        for batch in batches:
+            local.append(bytearray(batch), read_header(batch), now_ms)
+        await self._replicated(local, configs)
+
+    async def _replicated(self, partition: Partition, configs: Mapping[str, str]) -> None:
+        """Wait until the partition's log, as it ends now, is fsynced and on every in-sync
+        replica (at once on a single node)."""
+        log = partition.log
+        end = log.log_end_offset
+        await self._broker.flusher.flush(log, end)
+        min_insync = min_insync_replicas_for(configs, self._broker.settings)
+        await partition.wait_replicated(end, DELIVERY_TIMEOUT_S, min_insync)
 
     async def _recover(self, index: int, shard: ScheduleShard) -> None:
-        """Settle the intents a crash left open, and write the tombstones of cancels replay
-        found, before the first delivery."""
+        """Settle the intents a crash, a leadership move or a failed round left open, and write
+        the tombstones of cancels replay found, before the next delivery."""
         done: dict[TopicPartition, list[str]] = {}
+        image = self._broker.image
         for target, intent in list(shard.intents.items()):
             pending = {i for i in intent.ids if shard.get(i) is not None}
             appended: set[str] = set()
-            if pending:
-                try:
-                    log = self._broker.partition(*target).log
-                except BrokerError:
-                    log = None
-                if log is not None:
-                    appended = await appended_ids(log, intent.start, pending)
+            if pending and _exists(image, target):
+                appended = await self._appended(target, intent.start, pending)
             done[target] = sorted(appended)
             logger.info(
                 "schedule shard %d: %s-%d had %d messages in flight, %d of them appended",
@@ -394,6 +529,36 @@ class Scheduler:
             closing = sorted(shard.closing)
             await self.runtime.write(index, lambda s: s.drop(closing))
 
+    async def _appended(self, target: TopicPartition, start: int, wanted: set[str]) -> set[str]:
+        """Which of `wanted` the target partition holds from `start`, reading its log as it ends
+        now once all of it is on every in-sync replica: a record of a failed append above the
+        high watermark is then either committed, and found, or truncated, and delivered
+        again."""
+        local = self._local_leader(target)
+        if local is not None:
+            await self._replicated(local, self._broker.image.topics[target[0]].configs)
+            return await appended_ids(local.log, start, wanted)
+        peers = self._broker.peers
+        end = (await peers.offsets(*target)).log_end_offset
+        found: set[str] = set()
+        offset = start
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while offset < end:
+            piece = await peers.read(*target, offset)
+            if piece.records:
+                next_offset = await asyncio.to_thread(_collect_ids, piece.records, wanted, found)
+                offset = max(offset, next_offset)
+            elif piece.log_start_offset > offset:
+                offset = piece.log_start_offset
+            elif time.monotonic() < deadline:
+                await asyncio.sleep(SETTLE_POLL_S)
+            else:
+                raise BrokerError(
+                    ErrorCode.request_timed_out,
+                    f"{target[0]}-{target[1]}: the high watermark stayed below {end}",
+                )
+        return found
+
 
 def _log_failure(index: int, what: str, exc: Exception) -> None:
     """Expected refusals (leadership moved, a full disk) in one line; anything else with its
@@ -404,19 +569,16 @@ def _log_failure(index: int, what: str, exc: Exception) -> None:
         logger.exception("schedule shard %d: %s failed, retrying", index, what)
 
 
-@dataclass(frozen=True, slots=True)
-class ParkRequest:
-    """A message to park, with the id its producer gave it (None: the scheduler derives one)."""
-
-    schedule_id: str | None
-    message: Message
-
-
 def _cancelling(
     schedule_id: str, found: tuple[int, int] | None
 ) -> Callable[[ScheduleShard], Result[CancelOutcome]]:
     due_ms = None if found is None else found[1]
     return lambda shard: shard.cancel(schedule_id, due_ms)
+
+
+def _exists(image: MetadataImage, target: TopicPartition) -> bool:
+    info = image.topics.get(target[0])
+    return info is not None and 0 <= target[1] < info.partitions
 
 
 def derived_id(topic: str, partition: int, offset: int) -> str:

@@ -9,6 +9,12 @@ its due time is still far away is first marked by a small cancel record of the s
 Before the scheduler appends due messages to a target partition it writes an *intent*, keyed
 `i:<topic>:<partition>`: the target's log end offset and the ids it is about to append. The
 intent is what makes delivery exactly once across crashes (see `coordinator.py`).
+
+An idempotent producer's parked batch also writes a *producer* record, keyed
+`p:<topic>:<partition>:<producer id>`: its epoch and the base sequences of its last parked
+batches with the schedule log offsets they were answered, so that the same batch parked again
+(a retry after an uncertain forward from another broker, or after a crash) gets the first
+answer instead of a second copy.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ MAX_SCHEDULE_ID_BYTES = 255
 
 MESSAGE_PREFIX = b"m:"
 INTENT_PREFIX = b"i:"
+PRODUCER_PREFIX = b"p:"
+PRODUCER_BATCHES_KEPT = 5
+"""Parked batches remembered per producer and target: Kafka's most in-flight batches."""
 PARKED = 0
 CANCELLED = 1
 
@@ -60,11 +69,68 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class ParkRequest:
+    """A message to park, with the id its producer gave it (None: the scheduler derives one)."""
+
+    schedule_id: str | None
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
 class Intent:
     """Ids the scheduler is appending to a target partition whose log ended at `start`."""
 
     start: int
     ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerBatch:
+    """The idempotent producer batch a park comes from (what makes parking it again a no-op):
+    its target partition and its producer id, epoch and base sequence there."""
+
+    topic: str
+    partition: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedBatches:
+    """What a producer record holds: the producer's epoch and its last parked batches as
+    (base sequence, schedule log offset of the first record)."""
+
+    producer_epoch: int
+    batches: tuple[tuple[int, int], ...]
+
+    def first_offset(self, batch: ProducerBatch) -> int | None:
+        """Where `batch` was parked before, None if it was not."""
+        if batch.producer_epoch != self.producer_epoch:
+            return None
+        return next((first for seq, first in self.batches if seq == batch.base_sequence), None)
+
+    def with_batch(self, batch: ProducerBatch, first_offset: int) -> ParkedBatches:
+        kept = self.batches if batch.producer_epoch == self.producer_epoch else ()
+        entry = (batch.base_sequence, first_offset)
+        return ParkedBatches(batch.producer_epoch, (*kept, entry)[-PRODUCER_BATCHES_KEPT:])
+
+
+def producer_key(topic: str, partition: int, producer_id: int) -> bytes:
+    return PRODUCER_PREFIX + f"{topic}:{partition}:{producer_id}".encode()
+
+
+def encode_parked_batches(parked: ParkedBatches) -> bytes:
+    return json.dumps({"epoch": parked.producer_epoch, "batches": parked.batches}).encode()
+
+
+def decode_parked_batches(value: bytes) -> ParkedBatches:
+    try:
+        data = json.loads(value)
+        batches = tuple((int(seq), int(first)) for seq, first in data["batches"])
+        return ParkedBatches(int(data["epoch"]), batches)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RecordFormatError(f"malformed producer record: {exc}") from exc
 
 
 def message_key(schedule_id: str) -> bytes:

@@ -26,16 +26,22 @@ from goqueue.coordinator.scheduler.records import (
     CANCELLED,
     INTENT_PREFIX,
     MESSAGE_PREFIX,
+    PRODUCER_PREFIX,
     Intent,
+    ParkedBatches,
+    ProducerBatch,
     RecordFormatError,
     decode_cancel,
     decode_intent,
+    decode_parked_batches,
     encode_cancel,
     encode_intent,
+    encode_parked_batches,
     intent_key,
     message_key,
     parse_intent_key,
     peek_message,
+    producer_key,
     record_kind,
     tombstones,
 )
@@ -91,6 +97,8 @@ class ScheduleShard:
         self.intents: dict[TopicPartition, Intent] = {}
         self.closing: set[str] = set()
         """Cancels found on replay whose message needs its tombstone written."""
+        self._producers: dict[bytes, ParkedBatches] = {}
+        """Producer record key -> the idempotent producer's last parked batches."""
 
     # Replay.
 
@@ -111,6 +119,8 @@ class ScheduleShard:
                     self.intents.pop(target, None)
                 else:
                     self.intents[target] = decode_intent(value)
+            elif key.startswith(PRODUCER_PREFIX) and value is not None:
+                self._producers[key] = decode_parked_batches(value)
         except (RecordFormatError, UnicodeDecodeError, ValueError) as exc:
             logger.warning("skipping unreadable schedule record at offset %d: %s", offset, exc)
 
@@ -156,10 +166,24 @@ class ScheduleShard:
 
     # Operations.
 
-    def park(self, records: Sequence[Record], first_offset: int) -> Result[int]:
+    def park(
+        self,
+        records: Sequence[Record],
+        first_offset: int,
+        producer: ProducerBatch | None = None,
+    ) -> Result[int]:
         """Write scheduled messages (replay files each in memory or in its window); answers
-        `first_offset`, where the runtime appends them."""
-        return Result(first_offset, records)
+        `first_offset`, where the runtime appends them. A batch of an idempotent `producer`
+        parked before is answered where it was parked, and nothing is written."""
+        if producer is None:
+            return Result(first_offset, records)
+        key = producer_key(producer.topic, producer.partition, producer.producer_id)
+        parked = self._producers.get(key, ParkedBatches(producer.producer_epoch, ()))
+        earlier = parked.first_offset(producer)
+        if earlier is not None:
+            return Result(earlier)
+        noted = Record(key, encode_parked_batches(parked.with_batch(producer, first_offset)))
+        return Result(first_offset, [*records, noted])
 
     def cancel(self, schedule_id: str, far_due_ms: int | None) -> Result[CancelOutcome]:
         """Cancel a pending message. `far_due_ms` is the due time the coordinator found for it

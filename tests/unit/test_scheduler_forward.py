@@ -1,0 +1,77 @@
+"""Scheduler requests between brokers (a park or cancel sent on to a shard's leader as a
+produce to the schedule log) and the shard's memory of idempotent producers' parked batches,
+which makes a park sent again after an uncertain failure a no-op."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from kio.schema.errors import ErrorCode
+from test_scheduler_shard import START_MS, Driver
+
+from goqueue.broker.errors import BrokerError
+from goqueue.coordinator.runtime import Record
+from goqueue.coordinator.scheduler import forward
+from goqueue.coordinator.scheduler.records import (
+    Message,
+    ParkRequest,
+    ProducerBatch,
+    encode_message,
+    message_key,
+)
+from goqueue.coordinator.scheduler.shard import CancelOutcome
+from goqueue.records.batch import read_header
+from goqueue.records.builder import NewRecord, build_batch
+
+
+def message(partition: int = 0, value: bytes = b"v") -> Message:
+    return Message("orders", partition, START_MS + 5000, START_MS, b"k", value, (("h", b"1"),))
+
+
+def parse(batch: bytes) -> forward.ForwardedPark | forward.ForwardedCancel:
+    return forward.parse(batch, read_header(batch))
+
+
+def test_a_park_travels_with_its_ids_and_its_producer() -> None:
+    producer = ProducerBatch("orders", 0, 7, 2, 40)
+    requests = (ParkRequest("given", message()), ParkRequest(None, message(value=b"w")))
+    assert parse(forward.park_batch(requests, producer)) == forward.ForwardedPark(
+        requests, producer
+    )
+    assert parse(forward.park_batch(requests, None)) == forward.ForwardedPark(requests, None)
+
+
+def test_a_cancel_travels_and_its_outcome_is_a_position() -> None:
+    assert parse(forward.cancel_batch("a/1")) == forward.ForwardedCancel("a/1")
+    assert forward.CANCEL_OUTCOMES.index(CancelOutcome.DELIVERING) > 0
+
+
+def test_a_park_for_two_partitions_or_anything_else_is_refused() -> None:
+    mixed = (ParkRequest(None, message(0)), ParkRequest(None, message(1)))
+    with pytest.raises(BrokerError) as refused:
+        parse(forward.park_batch(mixed, None))
+    assert refused.value.error_code == ErrorCode.invalid_record
+    with pytest.raises(BrokerError):
+        parse(build_batch([NewRecord(b"x:1", b"raw")]))
+
+
+def park(driver: Driver, schedule_id: str, producer: ProducerBatch | None) -> int:
+    record = Record(message_key(schedule_id), encode_message(message()))
+    answer: int = driver.run(driver.shard.park([record], len(driver.log), producer))
+    return answer
+
+
+def test_an_idempotent_batch_parked_again_is_answered_where_it_was_parked(
+    tmp_path: Path,
+) -> None:
+    driver = Driver(tmp_path / "buckets")
+    first = park(driver, "a", ProducerBatch("orders", 0, 7, 0, 0))
+    assert park(driver, "b", ProducerBatch("orders", 0, 7, 0, 1)) == len(driver.log) - 2
+    written = len(driver.log)
+    assert park(driver, "a-again", ProducerBatch("orders", 0, 7, 0, 0)) == first
+    assert len(driver.log) == written, "a retried batch was parked twice"
+    reloaded = driver.reload(START_MS)
+    assert park(reloaded, "a-again", ProducerBatch("orders", 0, 7, 0, 0)) == first
+    assert park(reloaded, "a-new-epoch", ProducerBatch("orders", 0, 7, 1, 0)) == written
+    assert park(reloaded, "other-target", ProducerBatch("orders", 1, 7, 1, 0)) > written
