@@ -35,6 +35,9 @@ class Topics:
     def name_of(self, topic_id: uuid.UUID) -> str | None:
         return next((n for n, (i, _) in self.topics.items() if i == topic_id), None)
 
+    def names(self) -> list[str]:
+        return list(self.topics)
+
 
 def new_harness(topics: Topics | None = None) -> Harness[GroupShard]:
     lookup = topics or Topics()
@@ -50,6 +53,7 @@ def beat(
     owned: Assignment | None = None,
     assignor: str | None = None,
     group: str = "g",
+    regex: str | None = "",
 ) -> ConsumerHeartbeatResponse:
     request = ConsumerHeartbeat(
         group_id=group,
@@ -59,7 +63,7 @@ def beat(
         rack_id=None,
         rebalance_timeout_ms=30_000 if epoch == 0 else -1,
         subscribed_topics=topics if topics is not None or epoch != 0 else ("orders",),
-        subscribed_regex="",
+        subscribed_regex=regex,
         server_assignor=assignor,
         owned=owned if owned is not None or epoch != 0 else {},
         client_id="client",
@@ -168,6 +172,96 @@ def test_a_new_subscription_reassigns_and_a_grown_topic_too() -> None:
     topics.topics["payments"] = (PAYMENTS, 3)
     grown = beat(h, "a", 2)
     assert grown.member_epoch == 3 and (PAYMENTS, 2) in parts(grown.assignment)
+
+
+def regex_topics() -> Topics:
+    topics = Topics()
+    topics.topics["orders-eu"] = (uuid.UUID(int=3), 2)
+    topics.topics["__consumer_offsets"] = (uuid.UUID(int=4), 1)
+    return topics
+
+
+def test_a_regex_subscribes_to_the_topics_whose_whole_name_matches() -> None:
+    topics = regex_topics()
+    h = new_harness(topics)
+    joined = beat(h, "a", 0, topics=(), regex="orders.*")
+    assert joined.error == ErrorCode.none
+    assert {t for t, _ in parts(joined.assignment)} == {ORDERS, uuid.UUID(int=3)}
+    partial = beat(h, "b", 0, topics=(), regex="rders", group="other")
+    assert (partial.error, parts(partial.assignment)) == (ErrorCode.none, set())
+    described = h.shard.consumer_describe("g").members[0]
+    assert (described.subscribed_topics, described.subscribed_regex) == ((), "orders.*")
+
+
+def test_names_and_regexes_of_the_members_make_the_group_subscription() -> None:
+    h = new_harness(regex_topics())
+    beat(h, "a", 0, topics=("payments",), regex="orders-.*")
+    beat(h, "b", 0, topics=(), regex="orders")
+    target = h.shard.groups["g"].targets
+    assert {t for t, _ in parts(target["a"])} <= {PAYMENTS, uuid.UUID(int=3)}
+    assert {t for t, _ in parts(target["b"])} == {ORDERS}
+    assigned = parts(target["a"]) | parts(target["b"])
+    assert len(assigned) == 4 + 2 + 2
+
+
+def test_a_regex_that_does_not_compile_is_refused() -> None:
+    h = new_harness()
+    refused = beat(h, "a", 0, topics=(), regex="orders(")
+    assert refused.error == ErrorCode.invalid_regular_expression
+    assert refused.message is not None and "orders(" in refused.message
+    joined = beat(h, "a", 0, topics=("orders",))
+    changed = beat(h, "a", joined.member_epoch, regex="[")
+    assert changed.error == ErrorCode.invalid_regular_expression
+    assert h.shard.groups["g"].members["a"].subscription.regex == ""
+
+
+def test_the_first_heartbeat_needs_names_or_a_regex() -> None:
+    h = new_harness()
+    request = ConsumerHeartbeat("g", "a", 0, None, None, 30_000, None, None, None, {}, "c", "h")
+    refused = h.run(lambda: h.shard.consumer_heartbeat(request))
+    assert (refused.error, refused.message) == (
+        ErrorCode.invalid_request,
+        "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+    )
+
+
+def test_an_empty_regex_is_none() -> None:
+    h = new_harness(regex_topics())
+    joined = beat(h, "a", 0, topics=("payments",), regex="")
+    assert {t for t, _ in parts(joined.assignment)} == {PAYMENTS}
+
+
+def test_topics_created_or_deleted_later_change_a_regex_subscription() -> None:
+    topics = Topics()
+    h = new_harness(topics)
+    joined = beat(h, "a", 0, topics=(), regex="orders.*")
+    assert joined.member_epoch == 1
+    steady = beat(h, "a", 1, regex=None)
+    assert (steady.member_epoch, steady.assignment) == (1, None)
+    topics.topics["orders-eu"] = (uuid.UUID(int=3), 2)
+    grown = beat(h, "a", 1, regex=None)
+    assert grown.member_epoch == 2
+    assert (uuid.UUID(int=3), 1) in parts(grown.assignment)
+    del topics.topics["orders"]
+    shrunk = beat(h, "a", 2, regex=None)
+    assert shrunk.member_epoch == 2, "the member revokes the deleted topic's partitions first"
+    assert {t for t, _ in parts(shrunk.assignment)} == {uuid.UUID(int=3)}
+    assert h.shard.groups["g"].epoch == 3
+
+
+def test_a_regex_survives_a_restart_and_keeps_its_topics_offsets() -> None:
+    topics = regex_topics()
+    h = new_harness(topics)
+    joined = beat(h, "a", 0, topics=(), regex="orders-.*")
+    restarted = h.reload(lambda timer: GroupShard(0, timer, CONFIG, topics))
+    member = restarted.shard.groups["g"].members["a"]
+    assert member.subscription.regex == "orders-.*"
+    assert beat(restarted, "a", joined.member_epoch, regex=None).member_epoch == 1
+    eu = TopicPartition("orders-eu", 0)
+    request = CommitRequest("g", "a", None, 1, {eu: OffsetCommit(5)}, 9)
+    restarted.run(lambda: restarted.shard.commit_offsets(request))
+    deleted = restarted.run(lambda: restarted.shard.delete_offsets("g", [eu]))
+    assert deleted == (ErrorCode.none, {eu: ErrorCode.group_subscribed_to_topic})
 
 
 def test_offsets_need_the_current_member_epoch() -> None:

@@ -8,12 +8,19 @@ subscriptions or subscribed topics change; the assignor then computes a target a
 for that epoch, and each member converges to its target: it first releases the partitions it
 must give up (UNREVOKED_PARTITIONS), then takes the new epoch and those of its target
 partitions that nobody else still owns (UNRELEASED_PARTITIONS until all are free).
+
+A member subscribes by topic names, by a regular expression (SubscribedTopicRegex, matched
+against whole topic names as Kafka's RE2/J `matches()` does), or both. The expression is
+persisted in the member's record; the topics it matches are resolved from the metadata image
+at every heartbeat, so a topic created or deleted later changes the group's metadata hash and
+bumps the epoch at the next heartbeat, like any change of a subscribed topic.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -64,6 +71,45 @@ class TopicLookup(Protocol):
     def by_name(self, name: str) -> tuple[uuid.UUID, int] | None: ...
 
     def name_of(self, topic_id: uuid.UUID) -> str | None: ...
+
+
+class TopicCatalog(TopicLookup, Protocol):
+    """The topics the cluster has, which regular expressions are matched against."""
+
+    def names(self) -> Iterable[str]: ...
+
+
+class Subscribed:
+    """What a group's subscriptions name or match, resolved against the cluster's topics."""
+
+    def __init__(self, subscriptions: Iterable[MemberSubscription], topics: TopicCatalog) -> None:
+        subscriptions = list(subscriptions)
+        patterns = {s.regex for s in subscriptions if s.regex}
+        names = list(topics.names()) if patterns else []
+        self._matches = {regex: _matching(regex, names) for regex in patterns}
+        self.topics: dict[str, tuple[uuid.UUID, int]] = {}
+        """Every subscribed topic that exists: its id and partition count."""
+        for subscription in subscriptions:
+            for name in self.of(subscription):
+                found = topics.by_name(name)
+                if found is not None:
+                    self.topics[name] = found
+
+    def of(self, subscription: MemberSubscription) -> set[str]:
+        """The topics one member names or matches."""
+        matched = self._matches.get(subscription.regex or "", frozenset())
+        return {*subscription.topics, *matched}
+
+
+def _matching(regex: str, names: Iterable[str]) -> frozenset[str]:
+    """The names the whole of which match `regex`; an expression this coordinator cannot
+    compile (only from records another implementation wrote) matches nothing, as in Kafka."""
+    try:
+        pattern = re.compile(regex)
+    except re.error as exc:
+        logger.error("ignoring regular expression %r that does not compile: %s", regex, exc)
+        return frozenset()
+    return frozenset(name for name in names if pattern.fullmatch(name))
 
 
 NO_ASSIGNMENT = MemberAssignment(JOIN_EPOCH, LEAVE_EPOCH, MemberState.STABLE, {}, {})
@@ -119,9 +165,6 @@ class ConsumerGroup:
         for partition in _partitions(current.assigned, current.pending_revocation):
             self.owners[partition] = member.member_id
 
-    def subscribed_topics(self) -> set[str]:
-        return {t for m in self.members.values() for t in m.subscription.topics}
-
     def preferred_assignor(self, default: str) -> str:
         return preferred_assignor([m.subscription for m in self.members.values()], default)
 
@@ -146,7 +189,7 @@ class ConsumerHeartbeat:
     subscribed_topics: tuple[str, ...] | None
     """None: unchanged."""
     subscribed_regex: str | None
-    """Regular expressions are not supported yet; librdkafka sends an empty one."""
+    """None: unchanged; empty: none (librdkafka sends one when it subscribes by names)."""
     server_assignor: str | None
     owned: Assignment | None
     """The partitions the member owns; None: unchanged."""
@@ -175,6 +218,7 @@ class ConsumerMemberDescription:
     client_id: str
     client_host: str
     subscribed_topics: tuple[str, ...]
+    subscribed_regex: str | None
     assignment: Assignment
     target: Assignment
 
@@ -207,7 +251,7 @@ class ConsumerMembership:
     """The consumer protocol's operations over the shard's groups."""
 
     def __init__(
-        self, groups: GroupDirectory, timer: Timer, config: GroupConfig, topics: TopicLookup
+        self, groups: GroupDirectory, timer: Timer, config: GroupConfig, topics: TopicCatalog
     ) -> None:
         self._groups = groups
         self._timer = timer
@@ -293,10 +337,6 @@ class ConsumerMembership:
             raise HeartbeatError(ErrorCode.invalid_request, "MemberId can't be empty.")
         if request.member_epoch < STATIC_LEAVE_EPOCH:
             raise HeartbeatError(ErrorCode.invalid_request, "MemberEpoch is invalid.")
-        if request.subscribed_regex:
-            raise HeartbeatError(
-                ErrorCode.invalid_request, "Regular expression subscriptions are not supported."
-            )
         if request.member_epoch == JOIN_EPOCH:
             if request.rebalance_timeout_ms == -1:
                 raise HeartbeatError(
@@ -307,11 +347,13 @@ class ConsumerMembership:
                 raise HeartbeatError(
                     ErrorCode.invalid_request, "TopicPartitions must be empty when (re-)joining."
                 )
-            if request.subscribed_topics is None:
+            if request.subscribed_topics is None and request.subscribed_regex is None:
                 raise HeartbeatError(
                     ErrorCode.invalid_request,
-                    "SubscribedTopicNames must be set in first request.",
+                    "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
                 )
+        if request.subscribed_regex:
+            _check_regex(request.subscribed_regex)
         assignor = request.server_assignor
         if assignor is not None and assignor not in ASSIGNORS:
             raise HeartbeatError(
@@ -338,12 +380,14 @@ class ConsumerMembership:
             )
         subscriptions = {mid: m.subscription for mid, m in members.items()}
         subscriptions[member_id] = subscription
-        topics = self._subscribed(subscriptions.values())
+        subscribed = Subscribed(subscriptions.values(), self._topics)
+        topics = subscribed.topics
         digest = metadata_hash(topics)
         bump = (
             group is None
             or old_subscription is None
             or old_subscription.topics != subscription.topics
+            or (old_subscription.regex or None) != (subscription.regex or None)
             or old_subscription.server_assignor != subscription.server_assignor
             or digest != group.metadata_hash
         )
@@ -358,7 +402,7 @@ class ConsumerMembership:
             name = preferred_assignor(subscriptions.values(), self._config.consumer_assignors[0])
             specs = {
                 mid: MemberSpec(
-                    frozenset(topics[t][0] for t in sub.topics if t in topics),
+                    frozenset(topics[t][0] for t in subscribed.of(sub) if t in topics),
                     targets.get(mid, {}),
                 )
                 for mid, sub in subscriptions.items()
@@ -385,7 +429,7 @@ class ConsumerMembership:
             self._schedule_revocation(group_id, member_id, updated, subscription)
         full_request = request.member_epoch == JOIN_EPOCH or (
             request.rebalance_timeout_ms != -1
-            and request.subscribed_topics is not None
+            and (request.subscribed_topics is not None or request.subscribed_regex is not None)
             and request.owned is not None
         )
         send = full_request or _normal(updated.assigned) != _normal(previous.assigned)
@@ -398,22 +442,17 @@ class ConsumerMembership:
             updated.assigned if send else None,
         )
 
-    def _subscribed(
-        self, subscriptions: Iterable[MemberSubscription]
-    ) -> dict[str, tuple[uuid.UUID, int]]:
-        topics: dict[str, tuple[uuid.UUID, int]] = {}
-        for subscription in subscriptions:
-            for name in subscription.topics:
-                found = self._topics.by_name(name)
-                if found is not None:
-                    topics[name] = found
-        return topics
+    def subscribed_topics(self, group: ConsumerGroup) -> set[str]:
+        """The existing topics the group's members name or match (OffsetDelete keeps
+        their offsets)."""
+        subscriptions = (m.subscription for m in group.members.values())
+        return set(Subscribed(subscriptions, self._topics).topics)
 
     def _removal(self, group: ConsumerGroup, member_id: str) -> list[Record]:
         """Tombstones of a member's records and the group epoch bump its departure causes."""
         group_id = group.group_id
         remaining = [m.subscription for mid, m in group.members.items() if mid != member_id]
-        digest = metadata_hash(self._subscribed(remaining))
+        digest = metadata_hash(Subscribed(remaining, self._topics).topics)
         return [
             consumer_member_record(group_id, member_id, CURRENT_MEMBER_KEY, None),
             consumer_member_record(group_id, member_id, TARGET_MEMBER_KEY, None),
@@ -504,6 +543,7 @@ class ConsumerMembership:
                     m.subscription.client_id,
                     m.subscription.client_host,
                     m.subscription.topics,
+                    m.subscription.regex,
                     m.current.assigned,
                     group.targets.get(m.member_id, {}),
                 )
@@ -612,7 +652,20 @@ def _updated_subscription(
             else request.rebalance_timeout_ms
         ),
         server_assignor=_or(request.server_assignor, old.server_assignor),
+        regex=_or(request.subscribed_regex, old.regex),
     )
+
+
+def _check_regex(regex: str) -> None:
+    """Kafka compiles a new SubscribedTopicRegex with RE2/J and refuses it with
+    INVALID_REGULAR_EXPRESSION if it does not compile; here Python's `re` compiles it."""
+    try:
+        re.compile(regex)
+    except re.error as exc:
+        raise HeartbeatError(
+            ErrorCode.invalid_regular_expression,
+            f"SubscribedTopicRegex `{regex}` is not a valid regular expression: {exc}.",
+        ) from exc
 
 
 def _or(value: str | None, unchanged: str | None) -> str | None:

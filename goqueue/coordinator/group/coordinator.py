@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from kio.schema.errors import ErrorCode
@@ -248,3 +248,6 @@ class ImageTopics:
     def name_of(self, topic_id: uuid.UUID) -> str | None:
         info = self._broker.image.topics_by_id.get(topic_id)
         return None if info is None else info.name
+
+    def names(self) -> Iterable[str]:
+        return self._broker.image.topics.keys()

@@ -265,6 +265,8 @@ class MemberSubscription:
     topics: tuple[str, ...]
     rebalance_timeout_ms: int
     server_assignor: str | None
+    regex: str | None = None
+    """SubscribedTopicRegex as the client sent it; empty or None: no regular expression."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,7 +369,7 @@ def consumer_member_record(
             client_id=value.client_id,
             client_host=value.client_host,
             subscribed_topic_names=value.topics,
-            subscribed_topic_regex=None,
+            subscribed_topic_regex=value.regex,
             rebalance_timeout_ms=i32(value.rebalance_timeout_ms),
             server_assignor=value.server_assignor,
         )
@@ -414,6 +416,7 @@ def decode_consumer_value(record_type: int, value: bytes) -> ConsumerValue:
             tuple(m.subscribed_topic_names),
             m.rebalance_timeout_ms,
             m.server_assignor,
+            m.subscribed_topic_regex,
         )
     if record_type == TARGET_MEMBER_KEY:
         return _decode_assignment(_decode(_TargetMemberValue, value).topic_partitions)

@@ -29,7 +29,7 @@ from goqueue.coordinator.group.consumer import (
     ConsumerHeartbeatResponse,
     ConsumerMember,
     ConsumerMembership,
-    TopicLookup,
+    TopicCatalog,
 )
 from goqueue.coordinator.group.membership import ClassicMembership, join_key
 from goqueue.coordinator.group.messages import (
@@ -79,7 +79,7 @@ Group = ClassicGroup | ConsumerGroup
 class GroupShard:
     """The groups whose ids hash to one partition of `__consumer_offsets`."""
 
-    def __init__(self, index: int, timer: Timer, config: GroupConfig, topics: TopicLookup) -> None:
+    def __init__(self, index: int, timer: Timer, config: GroupConfig, topics: TopicCatalog) -> None:
         self.index = index
         self._timer = timer
         self._config = config
@@ -324,7 +324,11 @@ class GroupShard:
             and group.protocol_type != CONSUMER_PROTOCOL_TYPE
         ):
             return Result((ErrorCode.non_empty_group, {}))
-        subscribed = group.subscribed_topics()
+        subscribed = (
+            self.consumer.subscribed_topics(group)
+            if isinstance(group, ConsumerGroup)
+            else group.subscribed_topics()
+        )
         errors: dict[TopicPartition, ErrorCode] = {}
         deletable = []
         for tp in partitions:

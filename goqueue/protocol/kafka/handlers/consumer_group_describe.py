@@ -44,7 +44,7 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
                         client_id=m.client_id,
                         client_host=m.client_host,
                         subscribed_topic_names=m.subscribed_topics,
-                        subscribed_topic_regex=None,
+                        subscribed_topic_regex=m.subscribed_regex,
                         assignment=described_assignment(context, response, m.assignment),
                         target_assignment=described_assignment(context, response, m.target),
                         member_type=CONSUMER_MEMBER_TYPE,
