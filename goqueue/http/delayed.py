@@ -152,8 +152,7 @@ class PeerApis:
         if response.status_code == NOT_FOUND:
             return None
         if response.is_error:
-            detail = response.json().get("detail") if response.content else None
-            raise HTTPException(UNAVAILABLE, f"Broker {node_id}: {detail or response.status_code}")
+            raise HTTPException(UNAVAILABLE, f"Broker {node_id}: {_detail(response)}")
         return response.json()
 
     async def _address(self, node_id: int) -> str:
@@ -184,6 +183,14 @@ class PeerApis:
             address = f"{info.host if host in _ANY_HOST else host}:{port}"
             self._addresses[key] = address
         return address
+
+
+def _detail(response: httpx.Response) -> str:
+    """A peer's explanation of an error status (FastAPI's `detail`), else the status."""
+    try:
+        return str(response.json()["detail"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}"
 
 
 async def _answer(call: Callable[[], Awaitable[T]]) -> T:

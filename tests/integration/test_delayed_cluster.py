@@ -198,6 +198,9 @@ def test_parks_deliveries_cancels_and_the_api_span_brokers(cluster: ClusterProce
     assert set(sdk_ids) | {"cancel-by-http"} <= listed
     assert "cancel-by-header" not in listed
     assert len(listed) == len(due) + 1
+    local = http(cluster, node, f"/delayed?topic={topic}&limit=1000&scope=local")
+    assert all(place[m["partition"]][1] == node for m in local)
+    assert len(local) < len(listed)
     shown = http(cluster, node, "/delayed/cancel-by-http")
     where = (shown["topic"], shown["partition"], shown["value"])
     assert where == (topic, remote[-1], "cancel by http")

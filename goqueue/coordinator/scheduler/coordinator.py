@@ -32,7 +32,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -494,15 +494,15 @@ class Scheduler:
         local.check_leader()
         for batch in batches:
             local.append(bytearray(batch), read_header(batch), now_ms)
-        await self._replicated(local, configs)
+        await self._replicated(local, min_insync_replicas_for(configs, self._broker.settings))
 
-    async def _replicated(self, partition: Partition, configs: Mapping[str, str]) -> None:
+    async def _replicated(self, partition: Partition, min_insync: int = 1) -> None:
         """Wait until the partition's log, as it ends now, is fsynced and on every in-sync
-        replica (at once on a single node)."""
+        replica (at once on a single node); as acks=all, an error if fewer than `min_insync`
+        replicas are in sync."""
         log = partition.log
         end = log.log_end_offset
         await self._broker.flusher.flush(log, end)
-        min_insync = min_insync_replicas_for(configs, self._broker.settings)
         await partition.wait_replicated(end, DELIVERY_TIMEOUT_S, min_insync)
 
     async def _recover(self, index: int, shard: ScheduleShard) -> None:
@@ -536,7 +536,7 @@ class Scheduler:
         again."""
         local = self._local_leader(target)
         if local is not None:
-            await self._replicated(local, self._broker.image.topics[target[0]].configs)
+            await self._replicated(local)
             return await appended_ids(local.log, start, wanted)
         peers = self._broker.peers
         end = (await peers.offsets(*target)).log_end_offset
@@ -547,7 +547,12 @@ class Scheduler:
             piece = await peers.read(*target, offset)
             if piece.records:
                 next_offset = await asyncio.to_thread(_collect_ids, piece.records, wanted, found)
-                offset = max(offset, next_offset)
+                if next_offset <= offset:
+                    raise BrokerError(
+                        ErrorCode.corrupt_message,
+                        f"{target[0]}-{target[1]}: no whole batch at offset {offset}",
+                    )
+                offset = next_offset
             elif piece.log_start_offset > offset:
                 offset = piece.log_start_offset
             elif time.monotonic() < deadline:
