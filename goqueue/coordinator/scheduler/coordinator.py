@@ -478,9 +478,10 @@ class Scheduler:
         now_ms: int,
         local: Partition | None,
     ) -> None:
-        """Append due messages to their partition, durably and on every in-sync replica: the
-        local fast path if this broker led it when the round started (and still does), else
-        Produce with acks=all on its leader through `broker.peers`."""
+        """Append due messages to their partition as an acks=all produce would (refused while
+        fewer than min.insync.replicas are in sync; done once fsynced and on every in-sync
+        replica): the local fast path if this broker led it when the round started (and
+        still does), else Produce with acks=all on its leader through `broker.peers`."""
         configs = self._broker.image.topics[target[0]].configs
         codec = TOPIC_CODECS.get(compression_type_for(configs, self._broker.settings))
         limit = min(max_message_bytes_for(configs, self._broker.settings), _BATCH_BYTES)
@@ -492,9 +493,16 @@ class Scheduler:
                 await self._broker.peers.produce(*target, batch, timeout=DELIVERY_TIMEOUT_S)
             return
         local.check_leader()
+        min_insync = min_insync_replicas_for(configs, self._broker.settings)
+        if len(local.isr) < min_insync:
+            raise BrokerError(
+                ErrorCode.not_enough_replicas,
+                f"{target[0]}-{target[1]}: in-sync replicas {list(local.isr)} are fewer than "
+                f"min.insync.replicas={min_insync}",
+            )
         for batch in batches:
             local.append(bytearray(batch), read_header(batch), now_ms)
-        await self._replicated(local, min_insync_replicas_for(configs, self._broker.settings))
+        await self._replicated(local, min_insync)
 
     async def _replicated(self, partition: Partition, min_insync: int = 1) -> None:
         """Wait until the partition's log, as it ends now, is fsynced and on every in-sync
