@@ -5,7 +5,9 @@ its assignor).
 Each heartbeat carries the subscription and the partitions the member owns; an answer with an
 assignment is reconciled at once (revoke what it leaves out, then assign what it adds) and
 acknowledged by the next heartbeat, sent without waiting for the interval. A pattern is
-matched on the client against fresh metadata (the broker takes topic names).
+matched on the client against fresh metadata and sent as topic names, leaving internal topics
+out as the classic protocol does (the broker would resolve a SubscribedTopicRegex itself, but
+also match internal topics, as Kafka's does).
 """
 
 import asyncio

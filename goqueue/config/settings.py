@@ -324,6 +324,27 @@ class BrokerSettings:
             validator=Between(0, 2**31 - 1),
         ),
     )
+    offsets_retention_minutes: int = field(
+        default=7 * 24 * 60,
+        metadata=_meta(
+            "How long committed offsets are kept once unused (KIP-211): those of a classic group "
+            "from when it became empty, those of a standalone commit or of a KIP-848 group's "
+            "unsubscribed topic from their commit; then they and the empty group are deleted.",
+            validator=Between(1, 2**31 - 1),
+        ),
+    )
+    offsets_retention_ms: int = field(
+        default=-1,
+        metadata=_meta(
+            "Go-Queue: offsets.retention.minutes in milliseconds, for retentions under a "
+            "minute; -1: offsets.retention.minutes applies.",
+            validator=Between(-1, INT64_MAX),
+        ),
+    )
+    offsets_retention_check_interval_ms: int = field(
+        default=600000,
+        metadata=_meta("How often expired offsets are deleted.", validator=Between(1, INT64_MAX)),
+    )
     group_initial_rebalance_delay_ms: int = field(
         default=3000,
         metadata=_meta(

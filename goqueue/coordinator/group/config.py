@@ -24,6 +24,8 @@ class GroupConfig:
     consumer_heartbeat_interval_ms: int = 5_000
     consumer_max_size: int = 2**31 - 1
     consumer_assignors: tuple[str, ...] = ("uniform", "range")
+    offsets_retention_ms: int = 7 * 24 * 60 * 60 * 1000
+    offsets_retention_check_interval_ms: int = 600_000
 
     @classmethod
     def from_settings(cls, settings: BrokerSettings) -> GroupConfig:
@@ -37,4 +39,8 @@ class GroupConfig:
             consumer_session_timeout_ms=settings.group_consumer_session_timeout_ms,
             consumer_heartbeat_interval_ms=settings.group_consumer_heartbeat_interval_ms,
             consumer_max_size=settings.group_consumer_max_size,
+            offsets_retention_ms=settings.offsets_retention_ms
+            if settings.offsets_retention_ms >= 0
+            else settings.offsets_retention_minutes * 60_000,
+            offsets_retention_check_interval_ms=settings.offsets_retention_check_interval_ms,
         )

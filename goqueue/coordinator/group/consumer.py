@@ -87,13 +87,14 @@ class Subscribed:
         patterns = {s.regex for s in subscriptions if s.regex}
         names = list(topics.names()) if patterns else []
         self._matches = {regex: _matching(regex, names) for regex in patterns}
+        self.names = {name for s in subscriptions for name in self.of(s)}
+        """Every topic named or matched, whether it exists or not."""
         self.topics: dict[str, tuple[uuid.UUID, int]] = {}
         """Every subscribed topic that exists: its id and partition count."""
-        for subscription in subscriptions:
-            for name in self.of(subscription):
-                found = topics.by_name(name)
-                if found is not None:
-                    self.topics[name] = found
+        for name in self.names:
+            found = topics.by_name(name)
+            if found is not None:
+                self.topics[name] = found
 
     def of(self, subscription: MemberSubscription) -> set[str]:
         """The topics one member names or matches."""
@@ -443,10 +444,10 @@ class ConsumerMembership:
         )
 
     def subscribed_topics(self, group: ConsumerGroup) -> set[str]:
-        """The existing topics the group's members name or match (OffsetDelete keeps
-        their offsets)."""
+        """The topics the group's members name or match, as Kafka's `isSubscribedToTopic`
+        sees them: OffsetDelete and offset expiry keep their offsets."""
         subscriptions = (m.subscription for m in group.members.values())
-        return set(Subscribed(subscriptions, self._topics).topics)
+        return Subscribed(subscriptions, self._topics).names
 
     def _removal(self, group: ConsumerGroup, member_id: str) -> list[Record]:
         """Tombstones of a member's records and the group epoch bump its departure causes."""

@@ -31,6 +31,7 @@ from goqueue.coordinator.group.consumer import (
     ConsumerMembership,
     TopicCatalog,
 )
+from goqueue.coordinator.group.expiry import expired_offsets, expiry_base
 from goqueue.coordinator.group.membership import ClassicMembership, join_key
 from goqueue.coordinator.group.messages import (
     UNKNOWN_MEMBER_ID,
@@ -69,11 +70,12 @@ from goqueue.coordinator.group.records import (
     decode_offset,
     group_record,
 )
-from goqueue.coordinator.runtime import Record, Result, Timer
+from goqueue.coordinator.runtime import Record, Result, Timer, batch_size_bound
 
 logger = logging.getLogger(__name__)
 
 Group = ClassicGroup | ConsumerGroup
+EXPIRY_KEY = "offsets-expiry"
 
 
 class GroupShard:
@@ -198,6 +200,9 @@ class GroupShard:
                 self._timer.schedule(join_key(group.group_id), 0, rebalance)
         if self.groups:
             logger.info("shard %d serves %d groups", self.index, len(self.groups))
+        self._timer.schedule(
+            EXPIRY_KEY, self._config.offsets_retention_check_interval_ms, self.expire_offsets
+        )
 
     def on_unloaded(self) -> None:
         """Parked requests learn that this broker no longer coordinates their group."""
@@ -371,13 +376,64 @@ class GroupShard:
             else:
                 errors[group_id] = ErrorCode.none
                 records += self.offsets.tombstones(group_id, self.offsets.of(group_id))
-                if isinstance(group, ConsumerGroup):
-                    self.consumer.cancel_timers(group)
-                    records += self.consumer.deletion(group)
-                else:
-                    self.classic.cancel_timers(group)
-                    records.append(group_record(group_id, None))
+                records += self._deletion(group)
         return Result(errors, records)
+
+    def _deletion(self, group: Group) -> list[Record]:
+        """The tombstones of a group without members (its offsets apart); its timers stop."""
+        if isinstance(group, ConsumerGroup):
+            self.consumer.cancel_timers(group)
+            return self.consumer.deletion(group)
+        self.classic.cancel_timers(group)
+        return [group_record(group.group_id, None)]
+
+    def expire_offsets(self) -> Result[None]:
+        """Kafka's cleanupGroupMetadata, every `offsets.retention.check.interval.ms`: the
+        tombstones of expired offsets, and of the groups without members left without any.
+        One run writes at most one batch; if more expired, the next run follows at once."""
+        now_ms = self._timer.now_ms()
+        records: list[Record] = []
+        room = self._config.max_batch_bytes - batch_size_bound(())
+        more = False
+        for group_id, group in list(self.groups.items()):
+            subscribed = (
+                self.consumer.subscribed_topics(group)
+                if isinstance(group, ConsumerGroup)
+                else group.subscribed_topics() or set()
+            )
+            expired = expired_offsets(
+                self.offsets.of(group_id),
+                expiry_base(group),
+                subscribed,
+                now_ms,
+                self._config.offsets_retention_ms,
+            )
+            tombstones = self.offsets.tombstones(group_id, expired.partitions)
+            deletable = group.is_empty and (
+                isinstance(group, ConsumerGroup) or group.is_in(ClassicState.EMPTY)
+            )
+            deletion = self._deletion(group) if expired.everything and deletable else []
+            sizes = [_record_size(record) for record in (*tombstones, *deletion)]
+            if sum(sizes) > room:
+                fitting = 0
+                while fitting < len(tombstones) and sizes[fitting] <= room:
+                    room -= sizes[fitting]
+                    fitting += 1
+                records += tombstones[:fitting]
+                more = True
+                break
+            room -= sum(sizes)
+            records += tombstones + deletion
+            if tombstones or deletion:
+                logger.info(
+                    "group %s: %d committed offsets expired%s",
+                    group_id,
+                    len(tombstones),
+                    ", group deleted" if deletion else "",
+                )
+        delay = 0 if more else self._config.offsets_retention_check_interval_ms
+        self._timer.schedule(EXPIRY_KEY, delay, self.expire_offsets)
+        return Result(None, records)
 
     def _live(self, group_id: str) -> Group | None:
         """The group, unless it does not exist or is dead (its shard is unloading)."""
@@ -389,6 +445,11 @@ class GroupShard:
     def committed(self, group_id: str) -> Mapping[TopicPartition, int]:
         """Committed offsets by partition, for lag."""
         return {tp: value.offset for tp, value in self.offsets.of(group_id).items()}
+
+
+def _record_size(record: Record) -> int:
+    """What one record adds to a batch."""
+    return batch_size_bound([record]) - batch_size_bound(())
 
 
 def _validate_consumer_member(
