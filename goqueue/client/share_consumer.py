@@ -589,7 +589,11 @@ class ShareConsumer(AsyncClient):
             return_exceptions=True,
         )
         messages: list[ShareMessage] = []
-        for answer in rounds:
+        for tps, answer in zip(by_leader.values(), rounds, strict=True):
+            if isinstance(answer, BrokerConnectionError):
+                # The leader may be gone: ask the cluster where its partitions are led now.
+                for tp in tps:
+                    self.cluster.invalidate(tp.topic)
             if not isinstance(answer, BaseException):
                 messages.extend(answer)
             elif isinstance(answer, KafkaError) and answer.code in REJOIN_ERRORS:
