@@ -6,6 +6,7 @@ mid-consumption."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +14,18 @@ from pathlib import Path
 import pytest
 from client_compat import unique_topic
 from confluent_kafka import ShareConsumer as RdKafkaShareConsumer
-from share_helpers import SHARE_ENV, send_all, set_group_configs
+from share_helpers import SHARE_ENV, send_all, set_group_configs, take, wait_records
 
-from goqueue.client import Admin, Cluster, ShareConsumer
+from goqueue.client import (
+    AcknowledgementError,
+    Admin,
+    Cluster,
+    KafkaError,
+    ShareConsumer,
+    ShareMessage,
+)
+from goqueue.client.dead_letters import DeadLetter
+from goqueue.client.metadata import TopicPartition
 from goqueue.coordinator.runtime import partition_for
 from goqueue.testing.cluster import ClusterProcess
 
@@ -151,3 +161,102 @@ def test_competing_sdk_and_librdkafka_consumers_get_every_record_once(
     assert sorted(everything) == sorted(set(everything)), "no record delivered twice"
     assert len(everything) == COUNT
     assert all(got.values()), {name: len(records) for name, records in got.items()}
+
+
+def test_release_redelivers_and_reject_dead_letters_across_brokers(
+    cluster: ClusterProcess,
+) -> None:
+    bootstrap = cluster.bootstrap
+
+    async def main() -> tuple[str, str, int, list[ShareMessage], ShareMessage]:
+        topic, group, coordinator, leaders = await setup(
+            bootstrap, "release", {"goqueue.retry.backoff.ms": "500"}
+        )
+        dlq = f"{group}.dlq"
+        async with Admin(bootstrap) as admin:
+            await admin.create_topic(dlq, PARTITIONS, 1)
+        async with Cluster(bootstrap) as metadata:
+            dlq_leaders = {p.partition: p.leader for p in (await metadata.topic(dlq)).partitions}
+        # A partition led elsewhere whose dead letters go to a partition led elsewhere too.
+        partition = next(
+            p
+            for p in range(PARTITIONS)
+            if leaders[p] != coordinator and dlq_leaders[p % len(dlq_leaders)] != coordinator
+        )
+        await send_all(bootstrap, topic, [b"again", b"bad"], partition=partition)
+        async with ShareConsumer(bootstrap, group_id=group, topics=[topic]) as consumer:
+            first = await take(consumer, 2, ack=False)
+            again, bad = first
+            await again.release()
+            await bad.reject(reason="schema mismatch")
+            (redelivered,) = await take(consumer, 1)
+            await consumer.commit()
+        return topic, group, partition, first, redelivered
+
+    topic, group, partition, first, redelivered = run(main())  # type: ignore[misc]
+    assert [(m.partition, m.offset, m.delivery_count) for m in first] == [
+        (partition, 0, 1),
+        (partition, 1, 1),
+    ]
+    assert (redelivered.value, redelivered.delivery_count) == (b"again", 2)
+    dlq = f"{group}.dlq"
+    [(dlq_partition, record)] = wait_records(bootstrap, dlq, 1)
+    letter = DeadLetter.of(TopicPartition(dlq, dlq_partition), record)
+    assert (letter.value, letter.reason, letter.delivery_count) == (b"bad", "rejected", 1)
+    assert (letter.original_topic, letter.original_partition, letter.original_offset) == (
+        topic,
+        partition,
+        1,
+    )
+    assert letter.group == group
+
+
+def test_killing_the_coordinator_mid_consumption_loses_nothing(
+    own_cluster: ClusterProcess,
+) -> None:
+    bootstrap = own_cluster.bootstrap
+
+    async def main() -> tuple[set[tuple[int, int]], list[tuple[int, int]], set[tuple[int, int]]]:
+        topic, group, coordinator, leaders = await setup(bootstrap, "failover")
+        assert set(leaders.values()) - {coordinator}, "some partitions are led elsewhere"
+        produced = await produce_spread(bootstrap, topic)
+        delivered: list[tuple[int, int]] = []
+        confirmed: set[tuple[int, int]] = set()
+        """Records whose acknowledgement `commit()` confirmed before the kill."""
+        killed = asyncio.Event()
+        before_kill: list[tuple[int, int]] = []
+        deadline = time.monotonic() + 50
+
+        async def consume() -> None:
+            async with ShareConsumer(
+                bootstrap, group_id=group, topics=[topic], max_records=5
+            ) as consumer:
+                while not produced <= set(delivered) and time.monotonic() < deadline:
+                    try:
+                        batch = await consumer.poll(0.3)
+                        for message in batch:
+                            delivered.append((message.partition, message.offset))
+                            await message.ack()
+                        await consumer.commit()
+                    except (KafkaError, AcknowledgementError) as exc:  # cut off by the kill
+                        logging.getLogger(__name__).info("during failover: %s", exc)
+                        continue
+                    if not killed.is_set():
+                        confirmed.update((m.partition, m.offset) for m in batch)
+
+        async def kill_when_a_third_is_acknowledged() -> None:
+            while len(confirmed) < COUNT // 3:
+                assert time.monotonic() < deadline, "no progress before the kill"
+                await asyncio.sleep(0.05)
+            killed.set()
+            before_kill.extend(delivered)
+            await asyncio.to_thread(own_cluster.nodes[coordinator].kill)
+
+        await asyncio.gather(consume(), consume(), kill_when_a_third_is_acknowledged())
+        assert produced - set(before_kill), "records were left to consume after the kill"
+        return produced, delivered, confirmed
+
+    produced, delivered, confirmed = run(main(), timeout=80)  # type: ignore[misc]
+    assert set(delivered) == produced, f"{len(produced - set(delivered))} records never delivered"
+    redelivered = {record for record in delivered if delivered.count(record) > 1}
+    assert not redelivered & confirmed, "acknowledged records were delivered again"
