@@ -1,6 +1,7 @@
 """Scheduler requests between brokers (a park or cancel sent on to a shard's leader as a
-produce to the schedule log) and the shard's memory of idempotent producers' parked batches,
-which makes a park sent again after an uncertain failure a no-op."""
+produce to the schedule log), the shard's memory of idempotent producers' parked batches,
+which makes a park sent again after an uncertain failure a no-op, and the messages a shard
+sets aside while their target's last delivery is not settled."""
 
 from __future__ import annotations
 
@@ -75,3 +76,21 @@ def test_an_idempotent_batch_parked_again_is_answered_where_it_was_parked(
     assert park(reloaded, "a-again", ProducerBatch("orders", 0, 7, 0, 0)) == first
     assert park(reloaded, "a-new-epoch", ProducerBatch("orders", 0, 7, 1, 0)) == written
     assert park(reloaded, "other-target", ProducerBatch("orders", 1, 7, 1, 0)) > written
+
+
+def test_messages_set_aside_wait_for_their_target_to_settle_and_stay_cancellable(
+    tmp_path: Path,
+) -> None:
+    driver = Driver(tmp_path / "buckets")
+    driver.park("a", START_MS + 100)
+    driver.park("b", START_MS + 200)
+    due = driver.shard.take_due(START_MS + 1000, 10)
+    driver.shard.release(due)
+    due = driver.shard.take_due(START_MS + 1000, 10)
+    driver.shard.set_aside(due)
+    driver.shard.release(due)
+    assert driver.shard.take_due(START_MS + 1000, 10) == []
+    assert driver.shard.next_due_ms() is None
+    assert driver.cancel("a") is CancelOutcome.CANCELLED
+    driver.shard.restore(("orders", 0))
+    assert [e.schedule_id for e in driver.shard.take_due(START_MS + 1000, 10)] == ["b"]

@@ -366,21 +366,25 @@ class Scheduler:
     # Delivery.
 
     async def _run(self, index: int, shard: ScheduleShard) -> None:
-        """The delivery loop of one loaded shard: settle open intents, then deliver and admit.
-        A failure is logged and the step retried, after settling the intents again (an append
-        that failed may have happened): the loop ends only when the shard unloads."""
+        """The delivery loop of one loaded shard: settle open intents, deliver and admit. A
+        target whose intent cannot be settled yet (its leader is unreachable) is tried again
+        every RETRY_WAIT_S while the other targets are delivered; a failure is logged and the
+        step retried: the loop ends only when the shard unloads."""
         wakeup = self._wakeups[index]
-        settled = False
+        settle_at = 0.0
         while True:
             try:
-                if not settled:
-                    await self._recover(index, shard)
-                    settled = True
+                unsettled = shard.intents or shard.closing
+                if (
+                    unsettled
+                    and time.monotonic() >= settle_at
+                    and not await self._recover(index, shard)
+                ):
+                    settle_at = time.monotonic() + RETRY_WAIT_S
                 if await self._step(index, shard):
                     continue
             except Exception as exc:
-                _log_failure(index, "delivery" if settled else "recovery", exc)
-                settled = False
+                _log_failure(index, "delivery", exc)
                 await asyncio.sleep(RETRY_WAIT_S)
                 continue
             now_ms = _now_ms()
@@ -390,6 +394,8 @@ class Scheduler:
                 shard.horizon_ms - shard.window_ms - now_ms,
                 IDLE_WAIT_S * 1000 if next_due is None else next_due - now_ms,
             )
+            if shard.intents:
+                wait_ms = min(wait_ms, (settle_at - time.monotonic()) * 1000)
             wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), max(wait_ms, 0) / 1000)
@@ -409,20 +415,25 @@ class Scheduler:
         if not due:
             return False
         try:
-            await self._deliver(index, due)
+            await self._deliver(index, shard, due)
         except BaseException:
             shard.release(due)
             raise
         return True
 
-    async def _deliver(self, index: int, due: Sequence[Scheduled]) -> None:
+    async def _deliver(self, index: int, shard: ScheduleShard, due: Sequence[Scheduled]) -> None:
         """One round: intents, appends (here for targets this broker leads, else on their
         leaders with acks=all), tombstones. A target that fails (its leader is unreachable)
         does not hold back the others: theirs are tombstoned, then the failure is raised and
-        the caller settles what is left open."""
+        the loop settles what is left open. Messages of a target whose intent is still open
+        are set aside until it is settled (a new intent would replace it)."""
         by_target: dict[TopicPartition, list[Scheduled]] = {}
         for entry in due:
-            by_target.setdefault((entry.topic, entry.partition), []).append(entry)
+            target = (entry.topic, entry.partition)
+            if target in shard.intents:
+                shard.set_aside([entry])
+            else:
+                by_target.setdefault(target, []).append(entry)
         image = self._broker.image
         gone = [e.schedule_id for t, es in by_target.items() if not _exists(image, t) for e in es]
         if gone:
@@ -513,16 +524,20 @@ class Scheduler:
         await self._broker.flusher.flush(log, end)
         await partition.wait_replicated(end, DELIVERY_TIMEOUT_S, min_insync)
 
-    async def _recover(self, index: int, shard: ScheduleShard) -> None:
+    async def _recover(self, index: int, shard: ScheduleShard) -> bool:
         """Settle the intents a crash, a leadership move or a failed round left open, and write
-        the tombstones of cancels replay found, before the next delivery."""
+        the tombstones of cancels replay found; True if every intent is settled."""
         done: dict[TopicPartition, list[str]] = {}
         image = self._broker.image
         for target, intent in list(shard.intents.items()):
             pending = {i for i in intent.ids if shard.get(i) is not None}
             appended: set[str] = set()
             if pending and _exists(image, target):
-                appended = await self._appended(target, intent.start, pending)
+                try:
+                    appended = await self._appended(target, intent.start, pending)
+                except Exception as exc:
+                    _log_failure(index, f"settling {target[0]}-{target[1]}", exc)
+                    continue
             done[target] = sorted(appended)
             logger.info(
                 "schedule shard %d: %s-%d had %d messages in flight, %d of them appended",
@@ -533,9 +548,12 @@ class Scheduler:
             )
         if done:
             await self.runtime.write(index, lambda s: s.finish_delivery(done))
+            for target in done:
+                shard.restore(target)
         if shard.closing:
             closing = sorted(shard.closing)
             await self.runtime.write(index, lambda s: s.drop(closing))
+        return not shard.intents
 
     async def _appended(self, target: TopicPartition, start: int, wanted: set[str]) -> set[str]:
         """Which of `wanted` the target partition holds from `start`, reading its log as it ends

@@ -97,6 +97,8 @@ class ScheduleShard:
         self.intents: dict[TopicPartition, Intent] = {}
         self.closing: set[str] = set()
         """Cancels found on replay whose message needs its tombstone written."""
+        self._aside: dict[TopicPartition, list[Scheduled]] = {}
+        """Due messages of targets whose last delivery is not settled yet."""
         self._producers: dict[bytes, ParkedBatches] = {}
         """Producer record key -> the idempotent producer's last parked batches."""
 
@@ -142,7 +144,7 @@ class ScheduleShard:
 
     def _hold(self, entry: Scheduled) -> None:
         self._entries[entry.schedule_id] = entry
-        heapq.heappush(self._heap, (entry.due_ms, entry.offset, entry.schedule_id))
+        self._push(entry)
 
     def _forget(self, schedule_id: str) -> None:
         self._entries.pop(schedule_id, None)
@@ -216,11 +218,30 @@ class ScheduleShard:
         return taken
 
     def release(self, entries: Iterable[Scheduled]) -> None:
-        """Put back messages whose delivery failed, to be tried again."""
+        """Put back messages whose delivery failed, to be tried again (not those set aside)."""
         for entry in entries:
-            if self._entries.get(entry.schedule_id) is entry:
+            if (
+                self._entries.get(entry.schedule_id) is entry
+                and entry.schedule_id in self._in_flight
+            ):
                 self._in_flight.discard(entry.schedule_id)
-                heapq.heappush(self._heap, (entry.due_ms, entry.offset, entry.schedule_id))
+                self._push(entry)
+
+    def _push(self, entry: Scheduled) -> None:
+        heapq.heappush(self._heap, (entry.due_ms, entry.offset, entry.schedule_id))
+
+    def set_aside(self, entries: Iterable[Scheduled]) -> None:
+        """Keep due messages out of delivery (still pending and cancellable) while their
+        target's last delivery is not settled: a new intent would replace the open one."""
+        for entry in entries:
+            self._in_flight.discard(entry.schedule_id)
+            self._aside.setdefault((entry.topic, entry.partition), []).append(entry)
+
+    def restore(self, target: TopicPartition) -> None:
+        """The target's delivery is settled: its messages set aside can be delivered."""
+        for entry in self._aside.pop(target, []):
+            if self._entries.get(entry.schedule_id) is entry:
+                self._push(entry)
 
     def begin_delivery(self, intents: dict[TopicPartition, Intent]) -> Result[None]:
         return Result(
