@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from client_compat import unique_topic
@@ -20,6 +21,7 @@ from goqueue.client import (
     AcknowledgementError,
     Admin,
     Cluster,
+    Connection,
     KafkaError,
     ShareConsumer,
     ShareMessage,
@@ -35,6 +37,7 @@ PARTITIONS = 4
 COUNT = 240
 STATE_TOPIC = "__share_group_state"
 SHARE_GROUP_DESCRIBE = 77
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +53,8 @@ def own_cluster(tmp_path: Path) -> Iterator[ClusterProcess]:
         yield running
 
 
-def run(main: object, timeout: float = 60.0) -> object:
-    return asyncio.run(asyncio.wait_for(main, timeout))  # type: ignore[arg-type]
+def run(main: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+    return asyncio.run(asyncio.wait_for(main, timeout))
 
 
 async def setup(
@@ -87,6 +90,12 @@ async def produce_spread(bootstrap: str, topic: str, tag: str = "") -> set[tuple
     return {(p, o) for p in range(PARTITIONS) for o in range(each)}
 
 
+async def describe(connection: Connection, group: str) -> Any:
+    request = {"group_ids": [group], "include_authorized_operations": False}
+    [described] = (await connection.request(SHARE_GROUP_DESCRIBE, request)).groups
+    return described
+
+
 async def wait_members(bootstrap: str, coordinator: int, group: str, count: int) -> None:
     """Until the group has `count` members and each partition is assigned to one of them
     (the uniform assignment gives each member some when there are as many partitions)."""
@@ -94,8 +103,7 @@ async def wait_members(bootstrap: str, coordinator: int, group: str, count: int)
         connection = await cluster.connection(coordinator)
         deadline = time.monotonic() + 20
         while True:
-            request = {"group_ids": [group], "include_authorized_operations": False}
-            [described] = (await connection.request(SHARE_GROUP_DESCRIBE, request)).groups
+            described = await describe(connection, group)
             assigned = [
                 p
                 for m in described.members
@@ -153,9 +161,13 @@ def test_competing_sdk_and_librdkafka_consumers_get_every_record_once(
         await wait_members(bootstrap, coordinator, group, 3)
         await produce_spread(bootstrap, topic)
         await consuming
+        for _, node in cluster.running():  # every broker answers for the group
+            async with Cluster(node.bootstrap) as one:
+                described = await describe(await one.any_connection(), group)
+            assert (described.error_code, described.group_state) == (0, "Empty")
         return coordinator, leaders, got
 
-    coordinator, leaders, got = run(main())  # type: ignore[misc]
+    coordinator, leaders, got = run(main())
     assert set(leaders.values()) - {coordinator}, "some partitions are led elsewhere"
     everything = [record for records in got.values() for record in records]
     assert sorted(everything) == sorted(set(everything)), "no record delivered twice"
@@ -193,7 +205,7 @@ def test_release_redelivers_and_reject_dead_letters_across_brokers(
             await consumer.commit()
         return topic, group, partition, first, redelivered
 
-    topic, group, partition, first, redelivered = run(main())  # type: ignore[misc]
+    topic, group, partition, first, redelivered = run(main())
     assert [(m.partition, m.offset, m.delivery_count) for m in first] == [
         (partition, 0, 1),
         (partition, 1, 1),
@@ -256,7 +268,27 @@ def test_killing_the_coordinator_mid_consumption_loses_nothing(
         assert produced - set(before_kill), "records were left to consume after the kill"
         return produced, delivered, confirmed
 
-    produced, delivered, confirmed = run(main(), timeout=80)  # type: ignore[misc]
+    produced, delivered, confirmed = run(main(), timeout=80)
     assert set(delivered) == produced, f"{len(produced - set(delivered))} records never delivered"
     redelivered = {record for record in delivered if delivered.count(record) > 1}
     assert not redelivered & confirmed, "acknowledged records were delivered again"
+
+
+def test_the_dead_letter_topic_is_created_on_first_use(cluster: ClusterProcess) -> None:
+    bootstrap = cluster.bootstrap
+
+    async def main() -> tuple[str, str]:
+        topic, group, coordinator, leaders = await setup(bootstrap, "first-dlq")
+        partition = next(p for p in range(PARTITIONS) if leaders[p] != coordinator)
+        await send_all(bootstrap, topic, [b"bad"], partition=partition)
+        async with ShareConsumer(bootstrap, group_id=group, topics=[topic]) as consumer:
+            (bad,) = await take(consumer, 1, ack=False)
+            await bad.reject(reason="unreadable")
+            await consumer.commit()
+        return topic, group
+
+    topic, group = run(main())
+    dlq = f"{group}.dlq"
+    [(dlq_partition, record)] = wait_records(bootstrap, dlq, 1)
+    letter = DeadLetter.of(TopicPartition(dlq, dlq_partition), record)
+    assert (letter.value, letter.original_topic, letter.reason) == (b"bad", topic, "rejected")

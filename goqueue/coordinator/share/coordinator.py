@@ -44,9 +44,12 @@ from goqueue.coordinator.share.dead_letter import dead_letter_batch, message_gro
 from goqueue.coordinator.share.forward import (
     SHARE_ACKNOWLEDGE,
     SHARE_FETCH,
+    SHARE_GROUP_DESCRIBE,
     SHARE_GROUP_HEARTBEAT,
     alter_configs_request,
     check_alter_configs,
+    describe_fields,
+    description,
     heartbeat_fields,
     heartbeat_result,
     request_fields,
@@ -572,8 +575,13 @@ class ShareCoordinator:
 
     # Administration.
 
-    async def describe(self, group_id: str) -> ShareGroupDescription:
+    async def describe(self, group_id: str, origin: int | None = None) -> ShareGroupDescription:
+        """ShareGroupDescribe; `origin` as in `ShareParams`."""
         try:
+            if self._forwards(group_id, origin):
+                return description(
+                    await self._forward(group_id, SHARE_GROUP_DESCRIBE, describe_fields(group_id))
+                )
             return await self._read(group_id, lambda s: s.describe(group_id))
         except BrokerError as exc:
             return ShareGroupDescription(group_id, exc.error_code)

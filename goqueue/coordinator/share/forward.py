@@ -7,9 +7,9 @@ id names the broker, so the coordinator keeps that broker's share session apart 
 member's sessions on other brokers), and turns the answer back into the coordinator's result
 type, which the handler encodes in the client's version (naming the data leaders itself).
 
-Heartbeats and group config changes are forwarded the same way: FindCoordinator names a
-share group's coordinator only on brokers that know the group is a share group, so a client
-may well send them to another broker.
+Heartbeats, descriptions and group config changes are forwarded the same way:
+FindCoordinator names a share group's coordinator only on brokers that know the group is a
+share group, so a client may well send them to another broker.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from kio.schema.errors import ErrorCode
 from goqueue.broker.errors import BrokerError
 from goqueue.config.dynamic import AlterOp, OpType
 from goqueue.coordinator.share.messages import (
+    DescribedMember,
+    ShareGroupDescription,
     ShareHeartbeat,
     ShareHeartbeatResponse,
     ShareParams,
@@ -33,6 +35,7 @@ from goqueue.coordinator.share.messages import (
 from goqueue.coordinator.share.partition import Acquired
 
 SHARE_GROUP_HEARTBEAT = 76
+SHARE_GROUP_DESCRIBE = 77
 SHARE_FETCH = 78
 SHARE_ACKNOWLEDGE = 79
 ALTER_CONFIGS = 33
@@ -130,6 +133,34 @@ def heartbeat_result(response: Any) -> ShareHeartbeatResponse:
         None
         if assignment is None
         else {t.topic_id: frozenset(t.partitions) for t in assignment.topic_partitions},
+    )
+
+
+def describe_fields(group_id: str) -> dict[str, Any]:
+    return {"group_ids": [group_id], "include_authorized_operations": False}
+
+
+def description(response: Any) -> ShareGroupDescription:
+    """The one group of a ShareGroupDescribe answer."""
+    [group] = response.groups
+    members = tuple(
+        DescribedMember(
+            member_id=m.member_id,
+            member_epoch=m.member_epoch,
+            client_id=m.client_id,
+            client_host=m.client_host,
+            rack_id=m.rack_id,
+            subscribed_topics=tuple(m.subscribed_topic_names),
+            assignment={
+                t.topic_id: (t.topic_name, tuple(t.partitions))
+                for t in m.assignment.topic_partitions
+            },
+        )
+        for m in group.members
+    )
+    error = _code(group.error_code)
+    return ShareGroupDescription(
+        group.group_id, error, group.group_state, group.group_epoch, members
     )
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from kio.static.protocol import ResponsePayload
 
+from goqueue.broker.peers import peer_node_id
 from goqueue.coordinator.share.group import ASSIGNOR
 from goqueue.protocol.kafka.api import Api, RequestContext
 from goqueue.protocol.kafka.codec import build, nested, response_type
@@ -23,7 +24,9 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
     operations = GROUP_OPERATIONS if request.include_authorized_operations else NOT_REQUESTED
     groups = []
     for group_id in request.group_ids:
-        described = await context.broker.shares.describe(group_id)
+        described = await context.broker.shares.describe(
+            group_id, peer_node_id(context.header.client_id)
+        )
         groups.append(
             build(
                 group_type,
