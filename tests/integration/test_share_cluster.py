@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,8 +35,10 @@ pytestmark = pytest.mark.integration
 
 PARTITIONS = 4
 COUNT = 240
+ROUNDS = 4
 STATE_TOPIC = "__share_group_state"
 SHARE_GROUP_DESCRIBE = 77
+DESCRIBE_OFFSETS = 90
 T = TypeVar("T")
 
 
@@ -81,13 +83,16 @@ async def setup(
     return topic, group, coordinator, leaders
 
 
-async def produce_spread(bootstrap: str, topic: str, tag: str = "") -> set[tuple[int, int]]:
-    """COUNT records, as many in each partition: their (partition, offset)."""
-    each = COUNT // PARTITIONS
+async def produce_spread(
+    bootstrap: str, topic: str, start: int = 0, count: int = COUNT
+) -> set[tuple[int, int]]:
+    """`count` records, as many in each partition, the first at offset `start / PARTITIONS`
+    of each: their (partition, offset)."""
+    each, first = count // PARTITIONS, start // PARTITIONS
     for partition in range(PARTITIONS):
-        values = [b"%s%d-%d" % (tag.encode(), partition, i) for i in range(each)]
+        values = [b"%d-%d" % (partition, i) for i in range(first, first + each)]
         await send_all(bootstrap, topic, values, partition=partition)
-    return {(p, o) for p in range(PARTITIONS) for o in range(each)}
+    return {(p, o) for p in range(PARTITIONS) for o in range(first, first + each)}
 
 
 async def describe(connection: Connection, group: str) -> Any:
@@ -96,21 +101,26 @@ async def describe(connection: Connection, group: str) -> Any:
     return described
 
 
-async def wait_members(bootstrap: str, coordinator: int, group: str, count: int) -> None:
-    """Until the group has `count` members and each partition is assigned to one of them
-    (the uniform assignment gives each member some when there are as many partitions)."""
+async def wait_assigned(
+    bootstrap: str, coordinator: int, group: str, count: int, sdk: Sequence[ShareConsumer]
+) -> None:
+    """Until the group has `count` members, each partition is assigned to one of them (the
+    uniform assignment gives each member some when there are as many partitions), and the
+    SDK consumers know their partitions: so the others' are fetched by the others only."""
     async with Cluster(bootstrap) as cluster:
         connection = await cluster.connection(coordinator)
         deadline = time.monotonic() + 20
         while True:
             described = await describe(connection, group)
-            assigned = [
-                p
+            assigned = {
+                m.member_id: {p for t in m.assignment.topic_partitions for p in t.partitions}
                 for m in described.members
-                for t in m.assignment.topic_partitions
-                for p in t.partitions
-            ]
-            if len(described.members) == count and sorted(assigned) == list(range(PARTITIONS)):
+            }
+            spread = sorted(p for parts in assigned.values() for p in parts)
+            known = all(
+                {tp.partition for tp in c.assignment} == assigned.get(c.member_id) for c in sdk
+            )
+            if len(assigned) == count and spread == list(range(PARTITIONS)) and known:
                 return
             assert time.monotonic() < deadline, f"assigned: {described.members}"
             await asyncio.sleep(0.1)
@@ -131,8 +141,8 @@ def test_competing_sdk_and_librdkafka_consumers_get_every_record_once(
         def total() -> int:
             return sum(len(v) for v in got.values())
 
-        async def sdk(name: str) -> None:
-            async with ShareConsumer(bootstrap, group_id=group, topics=[topic]) as consumer:
+        async def sdk(name: str, consumer: ShareConsumer) -> None:
+            async with consumer:
                 while total() < COUNT and time.monotonic() < deadline:
                     for message in await consumer.poll(0.3):
                         got[name].append((message.partition, message.offset))
@@ -154,17 +164,32 @@ def test_competing_sdk_and_librdkafka_consumers_get_every_record_once(
                     for message in consumer.poll(0.3) or []:
                         assert not message.error(), message.error()
                         got["rdkafka"].append((message.partition(), message.offset()))
+                consumer.commit_sync()  # the last poll's records are accepted implicitly
             finally:
                 consumer.close()
 
-        consuming = asyncio.gather(sdk("sdk-a"), sdk("sdk-b"), asyncio.to_thread(rdkafka))
-        await wait_members(bootstrap, coordinator, group, 3)
-        await produce_spread(bootstrap, topic)
+        a, b = (ShareConsumer(bootstrap, group_id=group, topics=[topic]) for _ in range(2))
+        consuming = asyncio.gather(sdk("sdk-a", a), sdk("sdk-b", b), asyncio.to_thread(rdkafka))
+        await wait_assigned(bootstrap, coordinator, group, 3, [a, b])
+        # In rounds: fetches in flight when the assignment settled may take the first one.
+        for start in range(0, COUNT, COUNT // ROUNDS):
+            await produce_spread(bootstrap, topic, start, COUNT // ROUNDS)
+            while total() < start + COUNT // ROUNDS:
+                assert time.monotonic() < deadline, f"{total()} of {start + COUNT // ROUNDS}"
+                await asyncio.sleep(0.05)
         await consuming
         for _, node in cluster.running():  # every broker answers for the group
             async with Cluster(node.bootstrap) as one:
-                described = await describe(await one.any_connection(), group)
+                connection = await one.any_connection()
+                described = await describe(connection, group)
+                request = {"groups": [{"group_id": group, "topics": None}]}
+                [offsets] = (await connection.request(DESCRIBE_OFFSETS, request)).groups
             assert (described.error_code, described.group_state) == (0, "Empty")
+            assert offsets.error_code == 0
+            starts = {
+                p.partition_index: p.start_offset for t in offsets.topics for p in t.partitions
+            }
+            assert starts == dict.fromkeys(range(PARTITIONS), COUNT // PARTITIONS)
         return coordinator, leaders, got
 
     coordinator, leaders, got = run(main())

@@ -39,22 +39,9 @@ from goqueue.config.dynamic import AlterOp, DescribedConfig, OpType, check_ops
 from goqueue.coordinator.group.coordinator import ImageTopics
 from goqueue.coordinator.group.messages import ListedGroup
 from goqueue.coordinator.runtime import CoordinatorRuntime, Result, Timer
+from goqueue.coordinator.share import forward
 from goqueue.coordinator.share.config import describe_group_configs
 from goqueue.coordinator.share.dead_letter import dead_letter_batch, message_group
-from goqueue.coordinator.share.forward import (
-    SHARE_ACKNOWLEDGE,
-    SHARE_FETCH,
-    SHARE_GROUP_DESCRIBE,
-    SHARE_GROUP_HEARTBEAT,
-    alter_configs_request,
-    check_alter_configs,
-    describe_fields,
-    description,
-    heartbeat_fields,
-    heartbeat_result,
-    request_fields,
-    share_result,
-)
 from goqueue.coordinator.share.group import TopicPartition
 from goqueue.coordinator.share.messages import (
     ShareGroupDescription,
@@ -146,7 +133,11 @@ class ShareCoordinator:
         return hosted.log.log_start_offset, hosted.high_watermark
 
     async def _peer_read(self, topic: str, partition: int, offset: int) -> PeerRead:
+        """Whole batches from the one holding `offset`, or from the log start if retention
+        removed it (as a read of a local replica does)."""
         read = await self._broker.peers.read(topic, partition, offset)
+        if not read.records and offset < read.log_start_offset < read.high_watermark:
+            read = await self._broker.peers.read(topic, partition, read.log_start_offset)
         if self._broker.hosted_partition(topic, partition) is None:
             self._offsets[(topic, partition)] = (read.log_start_offset, read.high_watermark)
         return read
@@ -209,10 +200,11 @@ class ShareCoordinator:
             )
         try:
             if self._forwards(request.group_id, peer_node_id(request.client_id)):
-                response = await self._forward(
-                    request.group_id, SHARE_GROUP_HEARTBEAT, heartbeat_fields(request)
+                fields = forward.heartbeat_fields(request)
+                api_key = forward.SHARE_GROUP_HEARTBEAT
+                return forward.heartbeat_result(
+                    await self._forward(request.group_id, api_key, fields)
                 )
-                return heartbeat_result(response)
             info = self._broker.image.topics
             for name in request.subscribed_topics or ():
                 if name in info:
@@ -247,11 +239,11 @@ class ShareCoordinator:
         index = self.partition_for(params.group_id)
         try:
             if self._forwards(params.group_id, params.origin):
-                api_key = SHARE_FETCH if fetching else SHARE_ACKNOWLEDGE
-                fields = request_fields(params, fetching=fetching)
+                api_key = forward.SHARE_FETCH if fetching else forward.SHARE_ACKNOWLEDGE
+                fields = forward.request_fields(params, fetching=fetching)
                 wait_s = params.max_wait_ms / 1000
                 response = await self._forward(params.group_id, api_key, fields, wait_s)
-                return share_result(response, fetching=fetching)
+                return forward.share_result(response, fetching=fetching)
             shard = self.runtime.shard(index)
         except BrokerError as exc:
             return ShareResult(exc.error_code, exc.message)
@@ -579,9 +571,9 @@ class ShareCoordinator:
         """ShareGroupDescribe; `origin` as in `ShareParams`."""
         try:
             if self._forwards(group_id, origin):
-                return description(
-                    await self._forward(group_id, SHARE_GROUP_DESCRIBE, describe_fields(group_id))
-                )
+                fields = forward.describe_fields(group_id)
+                api_key = forward.SHARE_GROUP_DESCRIBE
+                return forward.description(await self._forward(group_id, api_key, fields))
             return await self._read(group_id, lambda s: s.describe(group_id))
         except BrokerError as exc:
             return ShareGroupDescription(group_id, exc.error_code)
@@ -637,17 +629,39 @@ class ShareCoordinator:
             return exc.error_code
 
     async def start_offsets(self, group_id: str) -> dict[TopicPartition, tuple[int, int]] | None:
+        if self._forwards(group_id, None):
+            fields = forward.describe_offsets_fields(group_id)
+            response = await self._forward(group_id, forward.DESCRIBE_SHARE_GROUP_OFFSETS, fields)
+            return forward.start_offsets(response)
         return await self._read(group_id, lambda s: s.start_offsets(group_id))
 
     async def alter_offsets(
         self, group_id: str, offsets: Mapping[TopicPartition, int]
     ) -> tuple[ErrorCode, str | None]:
+        if self._forwards(group_id, None):
+            by_name: dict[str, dict[int, int]] = {}
+            for (topic_id, index), offset in offsets.items():
+                by_name.setdefault(self.topics.name_of(topic_id) or "", {})[index] = offset
+            fields = forward.alter_offsets_fields(group_id, by_name)
+            return await self._forward_change(group_id, forward.ALTER_SHARE_GROUP_OFFSETS, fields)
         return await self._offsets_change(group_id, lambda s: s.alter_offsets(group_id, offsets))
 
     async def delete_offsets(
         self, group_id: str, topic_ids: Collection[uuid.UUID]
     ) -> tuple[ErrorCode, str | None]:
+        if self._forwards(group_id, None):
+            names = [self.topics.name_of(topic_id) or "" for topic_id in topic_ids]
+            fields = forward.delete_offsets_fields(group_id, names)
+            return await self._forward_change(group_id, forward.DELETE_SHARE_GROUP_OFFSETS, fields)
         return await self._offsets_change(group_id, lambda s: s.delete_offsets(group_id, topic_ids))
+
+    async def _forward_change(
+        self, group_id: str, api_key: int, fields: Mapping[str, object]
+    ) -> tuple[ErrorCode, str | None]:
+        try:
+            return forward.offsets_change(await self._forward(group_id, api_key, fields))
+        except BrokerError as exc:
+            return exc.error_code, exc.message
 
     async def _offsets_change(
         self, group_id: str, operation: Callable[[ShareShard], Result[None]]
@@ -684,10 +698,10 @@ class ShareCoordinator:
         if not group_id:
             raise BrokerError(ErrorCode.invalid_group_id, "Group id must not be empty.")
         if self._forwards(group_id, None):
-            api_key, fields = alter_configs_request(
+            api_key, fields = forward.alter_configs_request(
                 group_id, ops, incremental=incremental, validate_only=validate_only
             )
-            check_alter_configs(await self._forward(group_id, api_key, fields))
+            forward.check_alter_configs(await self._forward(group_id, api_key, fields))
             return
         current = await self.group_configs(group_id) if incremental else {}
         try:

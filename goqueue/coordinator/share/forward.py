@@ -7,7 +7,8 @@ id names the broker, so the coordinator keeps that broker's share session apart 
 member's sessions on other brokers), and turns the answer back into the coordinator's result
 type, which the handler encodes in the client's version (naming the data leaders itself).
 
-Heartbeats, descriptions and group config changes are forwarded the same way:
+Heartbeats, descriptions, share group offsets and group config changes are forwarded the
+same way:
 FindCoordinator names a share group's coordinator only on brokers that know the group is a
 share group, so a client may well send them to another broker.
 """
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kio.schema.errors import ErrorCode
 
 from goqueue.broker.errors import BrokerError
 from goqueue.config.dynamic import AlterOp, OpType
+from goqueue.coordinator.share.group import TopicPartition
 from goqueue.coordinator.share.messages import (
     DescribedMember,
     ShareGroupDescription,
@@ -38,6 +40,9 @@ SHARE_GROUP_HEARTBEAT = 76
 SHARE_GROUP_DESCRIBE = 77
 SHARE_FETCH = 78
 SHARE_ACKNOWLEDGE = 79
+DESCRIBE_SHARE_GROUP_OFFSETS = 90
+ALTER_SHARE_GROUP_OFFSETS = 91
+DELETE_SHARE_GROUP_OFFSETS = 92
 ALTER_CONFIGS = 33
 INCREMENTAL_ALTER_CONFIGS = 44
 GROUP_RESOURCE = 32
@@ -183,6 +188,59 @@ def check_alter_configs(response: Any) -> None:
         code = _code(result.error_code)
         if code != ErrorCode.none:
             raise BrokerError(code, result.error_message or code.name)
+
+
+def describe_offsets_fields(group_id: str) -> dict[str, Any]:
+    """DescribeShareGroupOffsets of every share partition of the group."""
+    return {"groups": [{"group_id": group_id, "topics": None}]}
+
+
+def start_offsets(response: Any) -> dict[TopicPartition, tuple[int, int]] | None:
+    """A DescribeShareGroupOffsets answer as `ShareShard.start_offsets` gives it."""
+    [group] = response.groups
+    code = _code(group.error_code)
+    if code == ErrorCode.group_id_not_found:
+        return None
+    if code != ErrorCode.none:
+        raise BrokerError(code, group.error_message or code.name)
+    return {
+        (topic.topic_id, p.partition_index): (p.start_offset, p.lag)
+        for topic in group.topics
+        for p in topic.partitions
+        if p.start_offset >= 0
+    }
+
+
+def alter_offsets_fields(group_id: str, offsets: Mapping[str, Mapping[int, int]]) -> dict[str, Any]:
+    """AlterShareGroupOffsets: new start offsets by topic name and partition."""
+    topics = [
+        {
+            "topic_name": name,
+            "partitions": [
+                {"partition_index": index, "start_offset": offset}
+                for index, offset in sorted(parts.items())
+            ],
+        }
+        for name, parts in offsets.items()
+    ]
+    return {"group_id": group_id, "topics": topics}
+
+
+def delete_offsets_fields(group_id: str, topics: Sequence[str]) -> dict[str, Any]:
+    return {"group_id": group_id, "topics": [{"topic_name": name} for name in topics]}
+
+
+def offsets_change(response: Any) -> tuple[ErrorCode, str | None]:
+    """The error of an AlterShareGroupOffsets or DeleteShareGroupOffsets answer: its own, or
+    the first of its topics' or partitions'."""
+    answers = [response]
+    for topic in response.responses:
+        answers += [topic, *getattr(topic, "partitions", ())]
+    for answer in answers:
+        code = _code(answer.error_code)
+        if code != ErrorCode.none:
+            return code, answer.error_message
+    return ErrorCode.none, None
 
 
 def _code(value: int) -> ErrorCode:
