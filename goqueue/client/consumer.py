@@ -5,7 +5,9 @@ Three ways to get partitions: a classic group (JoinGroup/SyncGroup with a client
 run by the group's leader), a consumer group of the new protocol (KIP-848, the broker
 assigns), or manual `assign()` without group membership. Records are fetched in the
 background (`Prefetcher`) into per-partition buffers, and positions advance as the application
-takes records, so `commit()` commits exactly what was handed out.
+takes records, so `commit()` commits exactly what was handed out. The application must poll
+at least every `max_poll_interval_ms`, or the member leaves the group until it polls again
+(`PollTimer`).
 """
 
 import asyncio
@@ -28,6 +30,7 @@ from goqueue.client.group_member import (
     MEMBER_RESET_ERRORS,
     ClassicMember,
     Coordinator,
+    PollTimer,
 )
 from goqueue.client.groups import Committed, MemberIdentity, commit_to, fetch_committed_from
 from goqueue.client.lifecycle import AsyncClient
@@ -104,7 +107,7 @@ class Consumer(AsyncClient):
         self._isolation_level = ISOLATION_LEVELS[isolation_level]
         self._session_timeout_ms = session_timeout_ms
         self._heartbeat_interval_ms = heartbeat_interval_ms
-        self._max_poll_interval_ms = max_poll_interval_ms
+        self._poll_timer = PollTimer(max_poll_interval_ms)
         self._max_poll_records = max_poll_records
         self._metadata_max_age_ms = metadata_max_age_ms
         self._listeners = {
@@ -144,6 +147,7 @@ class Consumer(AsyncClient):
         if self._started:
             return
         await self._cluster.connect()
+        self._poll_timer.poll()
         self._started = True
         self._prefetcher.start()
         if self._topics is not None or self._pattern is not None:
@@ -158,15 +162,24 @@ class Consumer(AsyncClient):
         pattern: str | re.Pattern[str] | None = None,
     ) -> None:
         """Consume `topics` (or every topic whose whole name matches `pattern`) as a member
-        of the consumer's group; replaces an earlier subscription."""
+        of the consumer's group; replaces an earlier subscription. With
+        `group_protocol="consumer"` the broker matches the pattern's text, so its flags must be
+        written inline (`(?i)`)."""
         if self.group_id is None:
             raise ValueError("subscribing needs a group_id (use assign() without a group)")
         if (topics is None) == (pattern is None):
             raise ValueError("subscribe to either topics or a pattern")
+        compiled = re.compile(pattern) if pattern is not None else None
+        if (
+            compiled is not None
+            and self._group_protocol == "consumer"
+            and re.compile(compiled.pattern).flags != compiled.flags
+        ):
+            raise ValueError("the broker matches the pattern's text: write its flags inline")
         if self._manual:
             raise ValueError("the consumer has manually assigned partitions: unsubscribe first")
         self._topics = tuple(sorted(set(topics))) if topics is not None else None
-        self._pattern = re.compile(pattern) if pattern is not None else None
+        self._pattern = compiled
         if self._member is not None:
             self._member.rejoin()
         elif self._started:
@@ -202,10 +215,12 @@ class Consumer(AsyncClient):
     async def joined(self, timeout: float | None = None) -> set[TopicPartition]:
         """Wait until the consumer has joined its group (after `start()`, or a rebalance in
         progress), so its assignment is known, and return it; it may be empty: more consumers
-        than partitions. Raises `TimeoutError` after `timeout` seconds."""
+        than partitions. Raises `TimeoutError` after `timeout` seconds. Waiting counts as
+        polling (`max_poll_interval_ms`)."""
         if self._member is not None:
-            async with asyncio.timeout(timeout):
-                await self._member.stable.wait()
+            with self._poll_timer.polling():
+                async with asyncio.timeout(timeout):
+                    await self._member.stable.wait()
         return self.assignment()
 
     # Polling
@@ -220,6 +235,7 @@ class Consumer(AsyncClient):
     async def getone(self, timeout_ms: int | None = None) -> ConsumerRecord | None:
         """The next record; waits `timeout_ms` (None: until one arrives), None on timeout."""
         if self._started and not self._closed:
+            self._poll_timer.poll()
             self._maybe_auto_commit()
             self._raise_errors()
             record, drained = self._positions.take_one()
@@ -251,18 +267,19 @@ class Consumer(AsyncClient):
             raise ClientError("the consumer is not started: use `async with` or await start()")
         if self._closed:
             raise ClientError("the consumer is closed")
-        self._maybe_auto_commit()
-        deadline = time.monotonic() + timeout
-        while not self._closed:
-            self._raise_errors()
-            taken = self._positions.take(max_records)
-            if taken:
-                self._prefetcher.wake()
-                return taken
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return {}
-            await self._prefetcher.wait(remaining)
+        with self._poll_timer.polling():
+            self._maybe_auto_commit()
+            deadline = time.monotonic() + timeout
+            while not self._closed:
+                self._raise_errors()
+                taken = self._positions.take(max_records)
+                if taken:
+                    self._prefetcher.wake()
+                    return taken
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return {}
+                await self._prefetcher.wait(remaining)
         return {}
 
     def _raise_errors(self) -> None:
@@ -516,8 +533,9 @@ class Consumer(AsyncClient):
                 self._cluster,
                 self._require_group(),
                 hooks,
-                rebalance_timeout_ms=self._max_poll_interval_ms,
+                rebalance_timeout_ms=self._poll_timer.interval_ms,
                 metadata_max_age_ms=self._metadata_max_age_ms,
+                poll_timer=self._poll_timer,
                 server_assignor=self._remote_assignor,
                 group_instance_id=self._group_instance_id,
             )
@@ -528,9 +546,10 @@ class Consumer(AsyncClient):
                 hooks,
                 assignors=self._assignors,
                 session_timeout_ms=self._session_timeout_ms,
-                rebalance_timeout_ms=self._max_poll_interval_ms,
+                rebalance_timeout_ms=self._poll_timer.interval_ms,
                 heartbeat_interval_ms=self._heartbeat_interval_ms,
                 metadata_max_age_ms=self._metadata_max_age_ms,
+                poll_timer=self._poll_timer,
                 group_instance_id=self._group_instance_id,
             )
         self._member.start()
@@ -578,6 +597,10 @@ class _Hooks:
 
     def subscribed(self) -> Sequence[str] | None:
         return self._consumer._topics
+
+    def pattern(self) -> str | None:
+        pattern = self._consumer._pattern
+        return None if pattern is None else pattern.pattern
 
     async def topic_partitions(self, topics: Sequence[str] | None) -> dict[str, int]:
         cluster = self._consumer._cluster

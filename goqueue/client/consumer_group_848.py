@@ -4,10 +4,15 @@ its assignor).
 
 Each heartbeat carries the subscription and the partitions the member owns; an answer with an
 assignment is reconciled at once (revoke what it leaves out, then assign what it adds) and
-acknowledged by the next heartbeat, sent without waiting for the interval. A pattern is
-matched on the client against fresh metadata and sent as topic names, leaving internal topics
-out as the classic protocol does (the broker would resolve a SubscribedTopicRegex itself, but
-also match internal topics, as Kafka's does).
+acknowledged by the next heartbeat, sent without waiting for the interval. A pattern is sent
+as SubscribedTopicRegex and resolved by the broker (as Kafka's consumer does with an RE2J
+`SubscriptionPattern`), so a matching topic created later joins the group's assignment at the
+broker's next rebalance, without the client watching the metadata; the broker, like Kafka's,
+also matches internal topics.
+
+A member whose application stops polling for `max_poll_interval_ms` leaves with epoch -1 (a
+static member -2, keeping its partitions for it until its session expires), loses its
+partitions, and joins again with epoch 0 at the next poll (Kafka's `transitionToStale`).
 """
 
 import asyncio
@@ -29,6 +34,7 @@ from goqueue.client.group_member import (
     RETRY_BACKOFF_S,
     Coordinator,
     GroupHooks,
+    PollTimer,
 )
 from goqueue.client.groups import MemberIdentity
 from goqueue.client.metadata import TopicPartition
@@ -55,6 +61,7 @@ class ConsumerGroupMember:
         metadata_max_age_ms: int,
         server_assignor: str | None = None,
         group_instance_id: str | None = None,
+        poll_timer: PollTimer | None = None,
     ) -> None:
         self.coordinator = Coordinator(cluster, group_id)
         self.group_id = group_id
@@ -69,14 +76,18 @@ class ConsumerGroupMember:
         self._rebalance_timeout_ms = rebalance_timeout_ms
         self._metadata_max_age_s = metadata_max_age_ms / 1000
         self._server_assignor = server_assignor
+        self._poll_timer = poll_timer or PollTimer(rebalance_timeout_ms)
+        """The consumer's (default: one nobody polls, started now)."""
         self._interval_s = DEFAULT_HEARTBEAT_S
         self._wakeup = asyncio.Event()
         self._topics: list[str] = []
+        self._regex = ""
+        """The subscription's pattern, "" for none (what the broker takes to drop one)."""
         self._ids: dict[str, uuid.UUID] = {}
         self._checked_at = 0.0
         self._closing = False
-        self._sent: tuple[list[str], list[TopicPartition]] | None = None
-        """The subscription and owned partitions the broker last acknowledged."""
+        self._sent: tuple[list[str], str, list[TopicPartition]] | None = None
+        """The topic names, pattern and owned partitions the broker last acknowledged."""
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -94,7 +105,11 @@ class ConsumerGroupMember:
     async def close(self) -> None:
         """Revoke what the member owns and leave the group (a static member leaves with
         epoch -2, keeping its partitions for its restart within the session timeout)."""
-        if self._task is not None:
+        if self._task is not None and self._poll_timer.stale:
+            self._task.cancel()  # the member left already and waits for a poll
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        elif self._task is not None:
             # Let a heartbeat in flight finish: its answer may carry a new epoch, which the
             # commit of the revoked partitions needs.
             self._closing = True
@@ -118,6 +133,8 @@ class ConsumerGroupMember:
         backoff = RETRY_BACKOFF_S
         while not self._closing:
             try:
+                if self.member_epoch > 0 and self._poll_timer.expired():
+                    await self._poll_timer.go_stale(self.group_id, self._leave_stale)
                 again = await self._beat()
                 backoff = RETRY_BACKOFF_S
             except ClientError as exc:
@@ -130,8 +147,9 @@ class ConsumerGroupMember:
                 backoff = min(backoff * 2, MAX_RETRY_BACKOFF_S)
                 continue
             if not again and not self._closing:
+                wait = min(self._interval_s, self._poll_timer.remaining())
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._interval_s)
+                    await asyncio.wait_for(self._wakeup.wait(), max(wait, 0.0))
             self._wakeup.clear()
 
     async def _beat(self) -> bool:
@@ -144,11 +162,7 @@ class ConsumerGroupMember:
         code = response.error_code
         if code in MEMBER_RESET_ERRORS:
             logger.info("group %s: %s; joining again", self.group_id, code.name)
-            self.member_epoch = JOIN_EPOCH
-            self.stable.clear()
-            owned = self._hooks.owned()
-            if owned:
-                await self._hooks.lose(owned)
+            await self._lost()
             return True
         if code in COORDINATOR_ERRORS or code == ErrorCode.unreleased_instance_id:
             raise error_for(code, response.error_message)
@@ -163,6 +177,24 @@ class ConsumerGroupMember:
         await self._reconcile(response.assignment)
         return True
 
+    async def _lost(self) -> None:
+        """The member is out of the group: it joins again with epoch 0, and its partitions
+        may be another member's already."""
+        self.member_epoch = JOIN_EPOCH
+        self.stable.clear()
+        owned = self._hooks.owned()
+        if owned:
+            await self._hooks.lose(owned)
+
+    async def _leave_stale(self) -> None:
+        """Leave after a poll timeout (at most once, the answer does not matter: the member
+        joins again either way), then lose the partitions."""
+        if self.member_id and self.member_epoch > 0:
+            epoch = STATIC_LEAVE_EPOCH if self.group_instance_id else LEAVE_EPOCH
+            with contextlib.suppress(ClientError):
+                await self._heartbeat(epoch)
+        await self._lost()
+
     async def _client_member_ids(self) -> bool:
         """ConsumerGroupHeartbeat v1+ has the client choose its member id (KIP-1082)."""
         connection = await self.coordinator.connection()
@@ -176,7 +208,7 @@ class ConsumerGroupMember:
         if joining:
             self._sent = None
         owned = [] if joining else self._hooks.owned()
-        sent_topics, sent_owned = self._sent or (None, None)
+        sent_topics, sent_regex, sent_owned = self._sent or (None, None, None)
         by_topic: dict[str, list[int]] = {}
         for tp in owned:
             by_topic.setdefault(tp.topic, []).append(tp.partition)
@@ -190,7 +222,10 @@ class ConsumerGroupMember:
                 milliseconds=self._rebalance_timeout_ms if self._sent is None else -1
             ),
             "subscribed_topic_names": None if sent_topics == self._topics else self._topics,
-            "subscribed_topic_regex": None,
+            # "" drops a pattern the broker may hold (after a change, or an unanswered request).
+            "subscribed_topic_regex": None
+            if sent_regex == self._regex or (joining and not self._regex)
+            else self._regex,
             "server_assignor": self._server_assignor,
             "topic_partitions": None
             if sent_owned == owned
@@ -205,15 +240,14 @@ class ConsumerGroupMember:
             CONSUMER_GROUP_HEARTBEAT, request, self._cluster.request_timeout
         )
         if response.error_code == ErrorCode.none:
-            self._sent = (list(self._topics), owned)
+            self._sent = (list(self._topics), self._regex, owned)
         return response
 
     async def _resolve_topics(self) -> None:
-        """The subscribed names (a pattern's matches now) and their topic ids."""
+        """The subscription (names, or a pattern the broker resolves) and the topic ids."""
         self._checked_at = time.monotonic()
-        subscribed = self._hooks.subscribed()
-        found = await self._hooks.topic_partitions(subscribed)
-        self._topics = sorted(subscribed if subscribed is not None else found)
+        self._topics = sorted(self._hooks.subscribed() or ())
+        self._regex = self._hooks.pattern() or ""
         await self._learn_ids()
 
     async def _learn_ids(self) -> None:

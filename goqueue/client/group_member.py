@@ -9,6 +9,10 @@ Rebalances follow the assignors' protocol: eager (`range`, `roundrobin`, `sticky
 every partition before joining; cooperative (`cooperative-sticky`, KIP-429) keeps owning and
 consuming its partitions through the rebalance, revokes only those the new assignment takes
 away, and joins again at once so that they can move to their new owner.
+
+`max_poll_interval_ms` is enforced as Kafka's consumer does (`PollTimer`): a member whose
+application stopped polling leaves the group from its background loop, so that its partitions
+go to members that make progress, and joins again at the next poll.
 """
 
 import asyncio
@@ -16,7 +20,7 @@ import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from kio.schema.errors import ErrorCode
@@ -55,6 +59,12 @@ MEMBER_RESET_ERRORS = frozenset(
 )
 """The coordinator no longer knows this member (or this generation of it): its partitions
 may already belong to others, so they are lost rather than revoked."""
+POLL_TIMEOUT_WARNING = (
+    "group %s: consumer poll timeout has expired: the time between subsequent polls was longer"
+    " than max_poll_interval_ms (%d ms), which typically implies that the poll loop is spending"
+    " too much time processing messages; leaving the group. Consider increasing"
+    " max_poll_interval_ms or reducing max_poll_records."
+)
 
 
 class GroupHooks(Protocol):
@@ -63,6 +73,9 @@ class GroupHooks(Protocol):
     def subscribed(self) -> Sequence[str] | None:
         """The topics named by the subscription; None for a pattern (resolved by
         `topic_partitions`)."""
+
+    def pattern(self) -> str | None:
+        """The subscription's regular expression (None for topic names)."""
 
     async def topic_partitions(self, topics: Sequence[str] | None) -> dict[str, int]:
         """Fresh partition counts of `topics` (None: of every topic the subscription's pattern
@@ -79,6 +92,63 @@ class GroupHooks(Protocol):
 
     async def lose(self, partitions: Sequence[TopicPartition]) -> None:
         """Partitions that are no longer ours (no commit possible): stop consuming them."""
+
+
+class PollTimer:
+    """`max.poll.interval.ms` as Kafka's consumer enforces it: the application must poll at
+    least this often (a poll waiting for records counts as polling all along). When it does
+    not, the member's background loop goes stale: it leaves the group, loses its partitions
+    and waits for the next poll to join again (the Java client's heartbeat thread calling
+    `maybeLeaveGroup`, or its KIP-848 member's `transitionToStale`)."""
+
+    def __init__(self, interval_ms: int) -> None:
+        if interval_ms < 1:
+            raise ValueError("max_poll_interval_ms must be at least 1")
+        self.interval_ms = interval_ms
+        self.stale = False
+        """True while the member has left and waits for the next poll."""
+        self._polled_at = time.monotonic()
+        self._polling = 0
+        self._polled = asyncio.Event()
+
+    def poll(self) -> None:
+        """The application polled: the timer starts again (and a stale member rejoins)."""
+        self._polled_at = time.monotonic()
+        self._polled.set()
+
+    @contextlib.contextmanager
+    def polling(self) -> Iterator[None]:
+        """A poll in progress, however long it waits."""
+        self._polling += 1
+        self.poll()
+        try:
+            yield
+        finally:
+            self._polling -= 1
+            self.poll()
+
+    def remaining(self) -> float:
+        """Seconds until the timer expires (the whole interval while a poll is in progress)."""
+        if self._polling:
+            return self.interval_ms / 1000
+        return self._polled_at + self.interval_ms / 1000 - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    async def go_stale(self, group_id: str, leave: Callable[[], Awaitable[None]]) -> None:
+        """Warn as Kafka's consumer does, `leave` the group (which loses the partitions), and
+        return at the next poll, when the member joins again."""
+        logger.warning(POLL_TIMEOUT_WARNING, group_id, self.interval_ms)
+        self.stale = True
+        try:
+            await leave()
+            while self.expired():
+                self._polled.clear()
+                await self._polled.wait()
+        finally:
+            self.stale = False
+        logger.info("group %s: the consumer polled again; rejoining", group_id)
 
 
 class Coordinator:
@@ -133,6 +203,7 @@ class ClassicMember:
         heartbeat_interval_ms: int,
         metadata_max_age_ms: int,
         group_instance_id: str | None = None,
+        poll_timer: PollTimer | None = None,
     ) -> None:
         if not assignors:
             raise ValueError("a classic group member needs at least one partition assignor")
@@ -152,6 +223,8 @@ class ClassicMember:
         self._rebalance_timeout_ms = rebalance_timeout_ms
         self._heartbeat_s = heartbeat_interval_ms / 1000
         self._metadata_max_age_s = metadata_max_age_ms / 1000
+        self._poll_timer = poll_timer or PollTimer(rebalance_timeout_ms)
+        """The consumer's (default: one nobody polls, started now)."""
         self._rejoin = True
         self._wakeup = asyncio.Event()
         self._topics: dict[str, int] = {}
@@ -190,10 +263,10 @@ class ClassicMember:
             await self._hooks.lose(owned)
         if self.member_id and self.group_instance_id is None:
             with contextlib.suppress(ClientError):
-                await self._leave()
+                await self._leave("the consumer is closing")
         await self.coordinator.close()
 
-    async def _leave(self) -> None:
+    async def _leave(self, reason: str) -> None:
         request = {
             "group_id": self.group_id,
             "member_id": self.member_id,
@@ -201,17 +274,29 @@ class ClassicMember:
                 {
                     "member_id": self.member_id,
                     "group_instance_id": self.group_instance_id,
-                    "reason": "the consumer is closing",
+                    "reason": reason,
                 }
             ],
         }
         await self.coordinator.request(LEAVE_GROUP, request, self._cluster.request_timeout)
         self.member_id, self.generation = "", -1
 
+    async def _leave_stale(self) -> None:
+        """Leave after a poll timeout as Java's `maybeLeaveGroup` does: a LeaveGroup, at most
+        once and only for a dynamic member (a static one stays until its session expires);
+        either way the member forgets its generation, so its partitions are lost."""
+        if self.member_id and self.group_instance_id is None:
+            with contextlib.suppress(ClientError):
+                await self._leave("consumer poll timeout has expired")
+        await self._lost()
+
     async def _run(self) -> None:
         backoff = RETRY_BACKOFF_S
         while True:
             try:
+                if self.generation >= 0 and self._poll_timer.expired():
+                    await self._poll_timer.go_stale(self.group_id, self._leave_stale)
+                    self._rejoin = True
                 if self._rejoin:
                     await self._join()
                 await self._heartbeat()
@@ -376,11 +461,13 @@ class ClassicMember:
             await self._hooks.lose(owned)
 
     async def _heartbeat(self) -> None:
-        """Wait one heartbeat interval (or a rejoin request), then heartbeat; look at the
-        metadata when it is due, to notice new topics and partitions."""
+        """Wait one heartbeat interval (or a rejoin request, or the poll timer's expiry),
+        then heartbeat; look at the metadata when it is due, to notice new topics and
+        partitions."""
+        wait = min(self._heartbeat_s, self._poll_timer.remaining())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), self._heartbeat_s)
-        if self._rejoin:
+            await asyncio.wait_for(self._wakeup.wait(), max(wait, 0.0))
+        if self._rejoin or self._poll_timer.expired():
             return
         if time.monotonic() - self._checked_at >= self._metadata_max_age_s:
             await self._check_metadata()
