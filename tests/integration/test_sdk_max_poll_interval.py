@@ -2,7 +2,7 @@
 consumer whose application stops polling leaves the group from its background loop (classic:
 LeaveGroup; KIP-848: a heartbeat with epoch -1), its partitions are lost (`on_lost`, no
 commit) and go to the member that still polls, which consumes them; when the application
-polls again the consumer rejoins and gets a share back."""
+polls again the consumer rejoins and gets a share back. Static members too."""
 
 from __future__ import annotations
 
@@ -54,10 +54,13 @@ def split_between(consumers: list[Consumer], topic: str) -> list[set[TP]] | None
     return shares if even and shared_fairly(shares, all_partitions(topic, PARTITIONS)) else None
 
 
+@pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
 @pytest.mark.parametrize("protocol", ["classic", "consumer"])
 def test_a_consumer_that_stops_polling_loses_its_partitions_until_it_polls_again(
-    group_broker: BrokerProcess, protocol: str, caplog: pytest.LogCaptureFixture
+    group_broker: BrokerProcess, protocol: str, static: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A static member leaves too: KIP-848 with epoch -2; classic without a LeaveGroup, so its
+    partitions move once its session expires."""
     bootstrap = group_broker.bootstrap
     topic = create_topic(bootstrap, f"sdk-poll-{protocol}", PARTITIONS)
     group = unique_group(f"sdk-poll-{protocol}")
@@ -75,9 +78,10 @@ def test_a_consumer_that_stops_polling_loses_its_partitions_until_it_polls_again
                 max_poll_interval_ms=POLL_INTERVAL_MS,
                 auto_offset_reset="earliest",
                 listener=listener,
+                group_instance_id=instance_id,
                 **FAST_GROUP,
             )
-            for listener in (events, None)
+            for listener, instance_id in ((events, "slow" if static else None), (None, None))
         )
         try:
             for consumer in (slow, busy):
