@@ -10,6 +10,7 @@ import asyncio
 import logging
 
 import pytest
+from client_compat import wait_for
 from group_helpers import (
     TP,
     all_partitions,
@@ -22,6 +23,7 @@ from group_helpers import (
 from sdk_consumer_helpers import FAST_GROUP, Polling, eventually, owned
 
 from goqueue.client import Consumer, TopicPartition
+from goqueue.client.sync import Consumer as SyncConsumer
 from goqueue.testing.process import BrokerProcess
 
 __all__ = ["group_broker"]
@@ -114,3 +116,29 @@ def test_a_consumer_that_stops_polling_loses_its_partitions_until_it_polls_again
                 await consumer.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_the_blocking_consumer_leaves_while_its_thread_does_not_poll(
+    group_broker: BrokerProcess,
+) -> None:
+    """`goqueue.client.sync.Consumer`: the loop thread heartbeats, but time spent in the
+    caller's thread between `getmany` calls counts against `max_poll_interval_ms`."""
+    bootstrap = group_broker.bootstrap
+    topic = create_topic(bootstrap, "sdk-poll-sync", PARTITIONS)
+    lost: list[TopicPartition] = []
+    with SyncConsumer(
+        bootstrap,
+        group_id=unique_group("sdk-poll-sync"),
+        topics=[topic],
+        max_poll_interval_ms=POLL_INTERVAL_MS,
+        on_lost=lost.extend,
+        **FAST_GROUP,
+    ) as consumer:
+        everything = {TopicPartition(topic, p) for p in range(PARTITIONS)}
+        assert consumer.joined(20) == everything
+        consumer.getmany(timeout_ms=100)
+        # The thread does not poll (`assignment()` is no poll): the member leaves the group.
+        wait_for(lambda: not consumer.assignment() or None, "the partitions lost", timeout=20)
+        assert set(lost) == everything
+        consumer.getmany(timeout_ms=100)  # polling again rejoins
+        assert consumer.joined(20) == everything
