@@ -11,8 +11,9 @@ broker's next rebalance, without the client watching the metadata; the broker, l
 also matches internal topics.
 
 A member whose application stops polling for `max_poll_interval_ms` leaves with epoch -1 (a
-static member -2, keeping its partitions for it until its session expires), loses its
-partitions, and joins again with epoch 0 at the next poll (Kafka's `transitionToStale`).
+static member -2, for which Kafka's broker keeps the partitions until its session expires),
+loses its partitions, and joins again with epoch 0 at the next poll (Kafka's
+`transitionToStale`).
 """
 
 import asyncio
