@@ -112,8 +112,12 @@ class Prefetcher:
                 await self._failed(exc)
                 continue
             changed = asyncio.create_task(self._changed.wait())
-            await asyncio.wait([changed, *fetches.values()], return_when=asyncio.FIRST_COMPLETED)
-            changed.cancel()
+            try:
+                await asyncio.wait(
+                    [changed, *fetches.values()], return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                changed.cancel()
             fetches = {node: task for node, task in fetches.items() if not task.done()}
 
     async def _failed(self, exc: ClientError) -> None:
