@@ -54,12 +54,13 @@ def beat(
     assignor: str | None = None,
     group: str = "g",
     regex: str | None = "",
+    instance: str | None = None,
 ) -> ConsumerHeartbeatResponse:
     request = ConsumerHeartbeat(
         group_id=group,
         member_id=member_id,
         member_epoch=epoch,
-        instance_id=None,
+        instance_id=instance,
         rack_id=None,
         rebalance_timeout_ms=30_000 if epoch == 0 else -1,
         subscribed_topics=topics if topics is not None or epoch != 0 else ("orders",),

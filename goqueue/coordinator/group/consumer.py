@@ -23,7 +23,7 @@ import logging
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from kio.schema.errors import ErrorCode
@@ -166,6 +166,28 @@ class ConsumerGroup:
         for partition in _partitions(current.assigned, current.pending_revocation):
             self.owners[partition] = member.member_id
 
+    def static_member(self, instance_id: str) -> ConsumerMember | None:
+        """The member that holds `instance_id` (KIP-345: at most one at a time)."""
+        return next(
+            (m for m in self.members.values() if m.subscription.instance_id == instance_id), None
+        )
+
+    def replacing(self, old: ConsumerMember, new: ConsumerMember) -> ConsumerGroup:
+        """This group as it is once `new` replaces the static member `old`, taking over its
+        target and the partitions it holds; the replacement's records are replayed only
+        after the heartbeat, which meanwhile reconciles against this view."""
+        view = replace(self, members=dict(self.members), targets=dict(self.targets))
+        del view.members[old.member_id]
+        view.members[new.member_id] = new
+        target = view.targets.pop(old.member_id, None)
+        if target is not None:
+            view.targets[new.member_id] = target
+        view.owners = {
+            partition: new.member_id if owner == old.member_id else owner
+            for partition, owner in self.owners.items()
+        }
+        return view
+
     def preferred_assignor(self, default: str) -> str:
         return preferred_assignor([m.subscription for m in self.members.values()], default)
 
@@ -290,42 +312,39 @@ class ConsumerMembership:
             existing = None
         group = existing if isinstance(existing, ConsumerGroup) else None
         if request.member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
-            member = None if group is None else group.members.get(request.member_id)
-            if group is None or member is None:
-                raise HeartbeatError(
-                    ErrorCode.unknown_member_id, f"Member {request.member_id} is not in the group."
-                )
-            logger.info("member %s left consumer group %s", member.member_id, group.group_id)
-            self._cancel_timers(group.group_id, member.member_id)
-            records += self._removal(group, member.member_id)
-            return Result(
-                ConsumerHeartbeatResponse(
-                    ErrorCode.none, None, request.member_id, request.member_epoch
-                ),
-                records,
-            )
+            return self._leave(request, group)
         if group is None and request.member_epoch != JOIN_EPOCH:
             raise HeartbeatError(
                 ErrorCode.group_id_not_found, f"Consumer group {request.group_id} not found."
             )
         member_id = request.member_id or str(uuid.uuid4())
-        member = None if group is None else group.members.get(member_id)
-        if member is None:
-            if request.member_epoch != JOIN_EPOCH:
+        if (
+            group is not None
+            and member_id not in group.members
+            and len(group.members) >= self._config.consumer_max_size
+        ):
+            raise HeartbeatError(
+                ErrorCode.group_max_size_reached,
+                f"The consumer group has reached its maximum size of "
+                f"{self._config.consumer_max_size}.",
+            )
+        replaced = None
+        member: ConsumerMember | None
+        if group is not None and request.instance_id is not None:
+            replaced = _static_member(group, member_id, request.instance_id, request.member_epoch)
+        if group is not None and replaced is not None:
+            group, member = self._replace(group, replaced, member_id, records)
+            current = member.current
+        else:
+            member = None if group is None else group.members.get(member_id)
+            if member is None and request.member_epoch != JOIN_EPOCH:
                 raise HeartbeatError(
                     ErrorCode.unknown_member_id, f"Member {member_id} is not in the group."
                 )
-            if group is not None and len(group.members) >= self._config.consumer_max_size:
-                raise HeartbeatError(
-                    ErrorCode.group_max_size_reached,
-                    f"The consumer group has reached its maximum size of "
-                    f"{self._config.consumer_max_size}.",
-                )
-        current = NO_ASSIGNMENT if member is None else member.current
-        if member is not None and request.member_epoch == JOIN_EPOCH:
             current = NO_ASSIGNMENT
-        elif member is not None:
-            _check_epoch(member, request)
+            if member is not None and request.member_epoch != JOIN_EPOCH:
+                _check_epoch(member, request)
+                current = member.current
         subscription = _updated_subscription(request, member)
         return Result(
             self._reconcile(request, group, member_id, subscription, current, records), records
@@ -449,15 +468,82 @@ class ConsumerMembership:
         subscriptions = (m.subscription for m in group.members.values())
         return Subscribed(subscriptions, self._topics).names
 
+    def _leave(
+        self, request: ConsumerHeartbeat, group: ConsumerGroup | None
+    ) -> Result[ConsumerHeartbeatResponse]:
+        """Epoch -1 removes the member at once. Epoch -2 from a static member (KIP-345) only
+        marks it departed: it keeps its partitions, so nothing rebalances, until a new
+        instance with its instance id replaces it or its session expires."""
+        member = None if group is None else group.members.get(request.member_id)
+        if group is not None and request.instance_id is not None:
+            member = _instance_owner(group, request.member_id, request.instance_id)
+        if group is None or member is None:
+            raise HeartbeatError(
+                ErrorCode.unknown_member_id, f"Member {request.member_id} is not in the group."
+            )
+        if request.instance_id is not None and request.member_epoch == STATIC_LEAVE_EPOCH:
+            logger.info(
+                "static member %s (instance id %s) temporarily left consumer group %s",
+                member.member_id,
+                request.instance_id,
+                group.group_id,
+            )
+            departed = replace(
+                member.current, member_epoch=STATIC_LEAVE_EPOCH, pending_revocation={}
+            )
+            record = consumer_member_record(
+                group.group_id, member.member_id, CURRENT_MEMBER_KEY, departed
+            )
+            response = ConsumerHeartbeatResponse(
+                ErrorCode.none, None, member.member_id, STATIC_LEAVE_EPOCH
+            )
+            return Result(response, [record])
+        logger.info("member %s left consumer group %s", member.member_id, group.group_id)
+        self._cancel_timers(group.group_id, member.member_id)
+        return Result(
+            ConsumerHeartbeatResponse(
+                ErrorCode.none, None, request.member_id, request.member_epoch
+            ),
+            self._removal(group, member.member_id),
+        )
+
+    def _replace(
+        self, group: ConsumerGroup, old: ConsumerMember, member_id: str, records: list[Record]
+    ) -> tuple[ConsumerGroup, ConsumerMember]:
+        """A new instance of a departed static member takes its place (Kafka's records: the
+        old member's tombstones, then the new member id with the old one's subscription,
+        target and current assignment at epoch 0), so the group epoch does not move. The old
+        member's timers stay: they find no member by that id when they fire, and still
+        guard it if these records are never written."""
+        group_id = group.group_id
+        new = ConsumerMember(
+            member_id,
+            old.subscription,
+            replace(old.current, member_epoch=JOIN_EPOCH, previous_member_epoch=JOIN_EPOCH),
+        )
+        logger.info(
+            "static member %s of consumer group %s (instance id %s) is replaced by %s",
+            old.member_id,
+            group_id,
+            old.subscription.instance_id,
+            member_id,
+        )
+        target = group.targets.get(old.member_id, {})
+        records += [
+            *_tombstones(group_id, old.member_id),
+            consumer_member_record(group_id, member_id, CONSUMER_MEMBER_KEY, new.subscription),
+            consumer_member_record(group_id, member_id, TARGET_MEMBER_KEY, target),
+            consumer_member_record(group_id, member_id, CURRENT_MEMBER_KEY, new.current),
+        ]
+        return group.replacing(old, new), new
+
     def _removal(self, group: ConsumerGroup, member_id: str) -> list[Record]:
         """Tombstones of a member's records and the group epoch bump its departure causes."""
         group_id = group.group_id
         remaining = [m.subscription for mid, m in group.members.items() if mid != member_id]
         digest = metadata_hash(Subscribed(remaining, self._topics).topics)
         return [
-            consumer_member_record(group_id, member_id, CURRENT_MEMBER_KEY, None),
-            consumer_member_record(group_id, member_id, TARGET_MEMBER_KEY, None),
-            consumer_member_record(group_id, member_id, CONSUMER_MEMBER_KEY, None),
+            *_tombstones(group_id, member_id),
             consumer_group_record(
                 group_id, CONSUMER_GROUP_KEY, GroupEpoch(group.epoch + 1, digest)
             ),
@@ -616,22 +702,78 @@ def reconcile(
     return MemberAssignment(target_epoch, previous, state, _normal(_union(keep, free)), {})
 
 
+def _tombstones(group_id: str, member_id: str) -> list[Record]:
+    """A member's records deleted, in Kafka's order."""
+    return [
+        consumer_member_record(group_id, member_id, CURRENT_MEMBER_KEY, None),
+        consumer_member_record(group_id, member_id, TARGET_MEMBER_KEY, None),
+        consumer_member_record(group_id, member_id, CONSUMER_MEMBER_KEY, None),
+    ]
+
+
+def _static_member(
+    group: ConsumerGroup, member_id: str, instance_id: str, member_epoch: int
+) -> ConsumerMember | None:
+    """The static member a joining instance replaces, if any, as Kafka decides: only one
+    that left with epoch -2 (else UNRELEASED_INSTANCE_ID); later heartbeats must come from
+    the member that holds the instance id (else UNKNOWN_MEMBER_ID or FENCED_INSTANCE_ID)."""
+    if member_epoch != JOIN_EPOCH:
+        _instance_owner(group, member_id, instance_id)
+        return None
+    holder = group.static_member(instance_id)
+    if holder is None:
+        return None
+    if holder.current.member_epoch != STATIC_LEAVE_EPOCH:
+        raise HeartbeatError(
+            ErrorCode.unreleased_instance_id,
+            f"Static member {member_id} with instance id {instance_id} cannot join the group "
+            f"because the instance id is owned by {holder.member_id} member.",
+        )
+    return holder
+
+
+def _instance_owner(group: ConsumerGroup, member_id: str, instance_id: str) -> ConsumerMember:
+    """The static member that holds `instance_id`, which must be `member_id`."""
+    holder = group.static_member(instance_id)
+    if holder is None:
+        raise HeartbeatError(ErrorCode.unknown_member_id, f"Instance id {instance_id} is unknown.")
+    if holder.member_id != member_id:
+        raise HeartbeatError(
+            ErrorCode.fenced_instance_id,
+            f"Static member {member_id} with instance id {instance_id} was fenced by member "
+            f"{holder.member_id}.",
+        )
+    return holder
+
+
 def _check_epoch(member: ConsumerMember, request: ConsumerHeartbeat) -> None:
     """A heartbeat of an epoch the member does not have is fenced, except the previous one
-    from a member whose last answer got lost, as long as it owns what it should."""
+    from a member whose last answer got lost, as long as it owns only partitions it still
+    has (Kafka's `throwIfConsumerGroupMemberEpochIsInvalid`)."""
     epoch = member.current.member_epoch
-    if request.member_epoch == epoch:
-        return
-    if (
-        request.member_epoch == member.current.previous_member_epoch
-        and request.owned is not None
-        and _normal(request.owned) == _normal(member.current.assigned)
+    received = request.member_epoch
+    if received > epoch:
+        relation = "greater"
+    elif received < epoch and (
+        received != member.current.previous_member_epoch
+        or not _is_subset(request.owned, member.current.assigned)
     ):
+        relation = "smaller"
+    else:
         return
     raise HeartbeatError(
         ErrorCode.fenced_member_epoch,
-        f"The consumer group member has a different epoch ({request.member_epoch}) than the "
-        f"one known by the group coordinator ({epoch}).",
+        f"The consumer group member has a {relation} member epoch ({received}) than the one "
+        f"known by the group coordinator ({epoch}). The member must abandon all its "
+        f"partitions and rejoin.",
+    )
+
+
+def _is_subset(owned: Assignment | None, assigned: Assignment) -> bool:
+    """Unknown owned partitions (None) are not a subset, as in Kafka."""
+    return owned is not None and all(
+        topic_id in assigned and frozenset(parts) <= assigned[topic_id]
+        for topic_id, parts in owned.items()
     )
 
 
