@@ -61,8 +61,8 @@ def split_between(consumers: list[Consumer], topic: str) -> list[set[TP]] | None
 def test_a_consumer_that_stops_polling_loses_its_partitions_until_it_polls_again(
     group_broker: BrokerProcess, protocol: str, static: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A static member leaves too: KIP-848 with epoch -2; classic without a LeaveGroup, so its
-    partitions move once its session expires."""
+    """A static member leaves too: KIP-848 with epoch -2, classic without a LeaveGroup; either
+    way the broker keeps its partitions for it until its session expires, then they move."""
     bootstrap = group_broker.bootstrap
     topic = create_topic(bootstrap, f"sdk-poll-{protocol}", PARTITIONS)
     group = unique_group(f"sdk-poll-{protocol}")
