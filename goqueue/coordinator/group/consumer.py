@@ -14,6 +14,12 @@ against whole topic names as Kafka's RE2/J `matches()` does), or both. The expre
 persisted in the member's record; the topics it matches are resolved from the metadata image
 at every heartbeat, so a topic created or deleted later changes the group's metadata hash and
 bumps the epoch at the next heartbeat, like any change of a subscribed topic.
+
+Static members (an instance id, KIP-345) follow Kafka's GroupMetadataManager: epoch -2 only
+marks the member departed (its current assignment record at epoch -2), so its partitions wait
+for it without a rebalance; a new member id joining with the instance id replaces it (the old
+member's tombstones, then its records under the new id) without a group epoch bump, and its
+session timer removes it if nobody does. One live member per instance id.
 """
 
 from __future__ import annotations
