@@ -169,3 +169,12 @@ def test_a_reloaded_departed_member_expires_after_a_session() -> None:
     beat(restarted, "b", epoch)
     restarted.timer.advance(1)
     assert set(restarted.shard.groups["g"].members) == {"b"}
+
+
+def test_the_same_member_id_may_come_back_after_epoch_minus_two() -> None:
+    h = new_harness()
+    epoch, held = stable_pair(h)
+    beat(h, "a", -2, instance="ia")
+    back = beat(h, "a", 0, instance="ia")
+    assert (back.error, back.member_epoch, parts(back.assignment)) == (ErrorCode.none, epoch, held)
+    assert h.shard.groups["g"].epoch == epoch
