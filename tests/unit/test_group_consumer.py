@@ -159,6 +159,7 @@ def test_bad_heartbeats_are_refused() -> None:
     assert beat(h, "a", 0, assignor="nope").error == ErrorCode.unsupported_assignor
     assert beat(h, "a", 0, owned={ORDERS: frozenset({1})}).error == ErrorCode.invalid_request
     assert beat(h, "a", 3, group="unknown").error == ErrorCode.group_id_not_found
+    assert beat(h, "a", -1, group="unknown").error == ErrorCode.group_id_not_found
     for member in "abc":
         beat(h, member, 0)
     assert beat(h, "d", 0).error == ErrorCode.group_max_size_reached

@@ -483,7 +483,11 @@ class ConsumerMembership:
         member = None if group is None else group.members.get(request.member_id)
         if group is not None and request.instance_id is not None:
             member = _instance_owner(group, request.member_id, request.instance_id)
-        if group is None or member is None:
+        if group is None:
+            raise HeartbeatError(
+                ErrorCode.group_id_not_found, f"Consumer group {request.group_id} not found."
+            )
+        if member is None:
             raise HeartbeatError(
                 ErrorCode.unknown_member_id, f"Member {request.member_id} is not in the group."
             )
