@@ -140,9 +140,10 @@ class PeerApis:
         image = self._broker.image
         me = self._broker.settings.node_id
         others = [b for b in image.brokers.values() if b.node_id != me and not b.fenced]
-        return list(await asyncio.gather(*(self._ask(b.node_id, path, query) for b in others)))
+        return list(await asyncio.gather(*(self.ask(b.node_id, path, query) for b in others)))
 
-    async def _ask(self, node_id: int, path: str, query: dict[str, Any]) -> Any:
+    async def ask(self, node_id: int, path: str, query: dict[str, Any]) -> Any:
+        """GET `/api/v1<path>` of one broker: its JSON answer, None for a 404, else a 503."""
         try:
             address = await self._address(node_id)
             async with httpx.AsyncClient(timeout=PEER_TIMEOUT_S) as client:

@@ -120,6 +120,10 @@ class ShareCoordinator:
         self._dead_lettering: dict[tuple[str, TopicPartition], asyncio.Task[None]] = {}
         broker.metrics.register(ShareGroupCollector(self.all_stats))
 
+    @property
+    def broker(self) -> Broker:
+        return self._broker
+
     def _new_shard(self, index: int, timer: Timer) -> ShareShard:
         return ShareShard(
             index, timer, lambda: self._broker.settings, self.topics, self._log_offsets, self
@@ -306,8 +310,11 @@ class ShareCoordinator:
         """Whether a request for the group goes on to its coordinator: a client's request
         (not one a peer already forwarded) to a broker that does not lead the group's
         `__share_group_state` partition."""
-        if origin is not None:
-            return False
+        return origin is None and self.coordinated_elsewhere(group_id)
+
+    def coordinated_elsewhere(self, group_id: str) -> bool:
+        """Whether another broker leads the group's `__share_group_state` partition (as far as
+        this broker knows): a request for the group is answered there."""
         try:
             self.runtime.shard(self.partition_for(group_id))
         except BrokerError as exc:
@@ -621,9 +628,13 @@ class ShareCoordinator:
             stats.group_id, stats.state, stats.members, stats.partitions, age, stats.dlq_topic
         )
 
-    async def delete_group(self, group_id: str) -> ErrorCode:
-        """DeleteGroups for a share group: only without members."""
+    async def delete_group(self, group_id: str, origin: int | None = None) -> ErrorCode:
+        """DeleteGroups for a share group: only without members; `origin` as in
+        `ShareParams`."""
         try:
+            if self._forwards(group_id, origin):
+                fields = forward.delete_groups_fields(group_id)
+                return forward.deleted(await self._forward(group_id, forward.DELETE_GROUPS, fields))
             return await self._write(group_id, lambda s: s.delete_group(group_id))
         except BrokerError as exc:
             return exc.error_code
@@ -680,10 +691,17 @@ class ShareCoordinator:
             return group_id in self.runtime.shard(self.partition_for(group_id)).groups
         return False
 
-    def describe_group_configs(self, group_id: str) -> list[DescribedConfig]:
-        """DescribeConfigs of a GROUP resource (BrokerError while its shard loads)."""
+    async def describe_group_configs(
+        self, group_id: str, origin: int | None = None
+    ) -> list[DescribedConfig]:
+        """DescribeConfigs of a GROUP resource, from the shard that holds the group's configs
+        (BrokerError while it loads); `origin` as in `ShareParams`."""
         if not group_id:
             raise BrokerError(ErrorCode.invalid_group_id, "Group id must not be empty.")
+        if self._forwards(group_id, origin):
+            fields = forward.describe_configs_fields(group_id)
+            response = await self._forward(group_id, forward.DESCRIBE_CONFIGS, fields)
+            return forward.described_configs(response)
         shard = self.runtime.shard(self.partition_for(group_id))
         return describe_group_configs(shard.configs.get(group_id, {}), self._broker.settings)
 

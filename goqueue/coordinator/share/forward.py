@@ -7,8 +7,8 @@ id names the broker, so the coordinator keeps that broker's share session apart 
 member's sessions on other brokers), and turns the answer back into the coordinator's result
 type, which the handler encodes in the client's version (naming the data leaders itself).
 
-Heartbeats, descriptions, share group offsets and group config changes are forwarded the
-same way:
+Heartbeats, descriptions, share group offsets, group configs (described and changed) and
+DeleteGroups are forwarded the same way:
 FindCoordinator names a share group's coordinator only on brokers that know the group is a
 share group, so a client may well send them to another broker.
 """
@@ -23,7 +23,14 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from goqueue.broker.errors import BrokerError
-from goqueue.config.dynamic import AlterOp, OpType
+from goqueue.config.dynamic import (
+    AlterOp,
+    ConfigSource,
+    DescribedConfig,
+    OpType,
+    Synonym,
+    WireType,
+)
 from goqueue.coordinator.share.group import TopicPartition
 from goqueue.coordinator.share.messages import (
     DescribedMember,
@@ -44,6 +51,8 @@ DESCRIBE_SHARE_GROUP_OFFSETS = 90
 ALTER_SHARE_GROUP_OFFSETS = 91
 DELETE_SHARE_GROUP_OFFSETS = 92
 ALTER_CONFIGS = 33
+DESCRIBE_CONFIGS = 32
+DELETE_GROUPS = 42
 INCREMENTAL_ALTER_CONFIGS = 44
 GROUP_RESOURCE = 32
 
@@ -188,6 +197,48 @@ def check_alter_configs(response: Any) -> None:
         code = _code(result.error_code)
         if code != ErrorCode.none:
             raise BrokerError(code, result.error_message or code.name)
+
+
+def describe_configs_fields(group_id: str) -> dict[str, Any]:
+    """DescribeConfigs of every config of the group, with synonyms and documentation (the
+    forwarding broker keeps what its client asked for)."""
+    resource = {"resource_type": GROUP_RESOURCE, "resource_name": group_id}
+    return {
+        "resources": [resource | {"configuration_keys": None}],
+        "include_synonyms": True,
+        "include_documentation": True,
+    }
+
+
+def described_configs(response: Any) -> list[DescribedConfig]:
+    """The one group of a DescribeConfigs answer; raises the error it carries."""
+    [result] = response.results
+    code = _code(result.error_code)
+    if code != ErrorCode.none:
+        raise BrokerError(code, result.error_message or code.name)
+    return [
+        DescribedConfig(
+            c.name,
+            c.value,
+            ConfigSource(c.config_source),
+            c.read_only,
+            c.is_sensitive,
+            tuple(Synonym(s.name, s.value, ConfigSource(s.source)) for s in c.synonyms),
+            WireType(c.config_type),
+            c.documentation or "",
+        )
+        for c in result.configs
+    ]
+
+
+def delete_groups_fields(group_id: str) -> dict[str, Any]:
+    return {"groups_names": [group_id]}
+
+
+def deleted(response: Any) -> ErrorCode:
+    """The error of the one group of a DeleteGroups answer."""
+    [result] = response.results
+    return _code(result.error_code)
 
 
 def describe_offsets_fields(group_id: str) -> dict[str, Any]:

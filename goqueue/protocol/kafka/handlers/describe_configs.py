@@ -9,6 +9,7 @@ from typing import Any
 from kio.static.protocol import ResponsePayload
 
 from goqueue.broker.errors import BrokerError
+from goqueue.broker.peers import peer_node_id
 from goqueue.config.dynamic import DescribedConfig
 from goqueue.protocol.kafka.api import Api, RequestContext
 from goqueue.protocol.kafka.codec import build, nested, response_type
@@ -31,7 +32,7 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
     for resource in request.resources:
         error, configs = None, ()
         try:
-            described = _describe(context, resource.resource_type, resource.resource_name)
+            described = await _describe(context, resource.resource_type, resource.resource_name)
             wanted = set(resource.configuration_keys or ())
             configs = tuple(
                 _config(result_type, config, request)
@@ -50,13 +51,16 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload:
     return build(response, throttle_time=datetime.timedelta(0), results=tuple(results))
 
 
-def _describe(context: RequestContext, resource_type: int, name: str) -> list[DescribedConfig]:
+async def _describe(
+    context: RequestContext, resource_type: int, name: str
+) -> list[DescribedConfig]:
     if resource_type == TOPIC:
         return context.broker.describe_topic_configs(name)
     if resource_type == BROKER:
         return context.broker.describe_broker_configs(name)
     if resource_type == GROUP:
-        return context.broker.shares.describe_group_configs(name)
+        origin = peer_node_id(context.header.client_id)
+        return await context.broker.shares.describe_group_configs(name, origin)
     raise unsupported_type(resource_type)
 
 
