@@ -39,9 +39,17 @@ def share_stats(http: str, group_id: str) -> tuple[dict[str, Any] | None, str | 
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
             return json.load(response), None
     except urllib.error.HTTPError as exc:
-        return None, f"{url} answered HTTP {exc.code} (is this broker the group's coordinator?)"
+        return None, f"{url} answered HTTP {exc.code}: {_detail(exc)}"
     except (urllib.error.URLError, OSError) as exc:
         return None, f"cannot reach the HTTP API at {http}: {getattr(exc, 'reason', exc)}"
+
+
+def _detail(error: urllib.error.HTTPError) -> str:
+    """The API's explanation of an error (FastAPI's `detail`), else the status text."""
+    try:
+        return str(json.load(error)["detail"])
+    except (ValueError, KeyError, TypeError, OSError):
+        return str(error.reason)
 
 
 def describe_share(

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from goqueue.broker.errors import BrokerError
 from goqueue.coordinator.share.coordinator import ShareCoordinator
 from goqueue.coordinator.share.messages import ShareGroupStats
-from goqueue.http.delayed import PeerApis, Scope
+from goqueue.http.peer_apis import PeerApis, Scope
 
 NOT_FOUND = 404
 UNAVAILABLE = 503
