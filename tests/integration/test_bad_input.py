@@ -460,6 +460,17 @@ def test_message_over_max_message_bytes_is_message_too_large(
     assert _produce(connection, topic, fits) == (ErrorCode.none, 0)
 
 
+def test_clients_cannot_append_to_internal_topics(
+    misbehaving: tuple[RawConnection, LogWatch],
+) -> None:
+    connection, watch = misbehaving
+    batch = build_batch([NewRecord(key=b"forged", value=b"state")])
+    for topic in ("__consumer_offsets", "__goqueue_schedule"):
+        code, _ = _produce(connection, topic, batch)
+        assert code == ErrorCode.invalid_topic_exception, topic
+        assert "Cannot append to internal topic" in watch.wait_for_line(connection.peer, topic)
+
+
 def test_zstd_needs_produce_v7_and_fetch_v10(
     misbehaving: tuple[RawConnection, LogWatch],
 ) -> None:

@@ -10,6 +10,8 @@ from kio.schema.errors import ErrorCode
 from kio.static.protocol import ResponsePayload
 
 from goqueue.broker.errors import BrokerError
+from goqueue.broker.peers import peer_node_id
+from goqueue.broker.topic_names import INTERNAL_TOPICS
 from goqueue.observability.logs import fields
 from goqueue.protocol.kafka.api import Api, RequestContext, topic_name
 from goqueue.protocol.kafka.codec import build, nested, response_type
@@ -17,6 +19,8 @@ from goqueue.records.batch import HEADER_SIZE, read_header
 from goqueue.records.compression import Compression
 
 API_KEY = 0
+ADMIN_CLIENT_ID = "__admin_client"
+"""The client id Kafka lets append to internal topics (`AdminUtils.ADMIN_CLIENT_ID`)."""
 ZSTD_MIN_PRODUCE_VERSION = 7
 logger = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Non
                 try:
                     if name is None:
                         raise BrokerError(ErrorCode.unknown_topic_id)
+                    _check_internal(name, context.header.client_id)
                     _check_codec(context.header.api_version, data.records or b"")
                     result = await broker.produce(
                         name,
@@ -93,6 +98,20 @@ async def handle(context: RequestContext, request: Any) -> ResponsePayload | Non
     if request.acks == 0:
         return None
     return build(response, responses=tuple(topics), throttle_time=datetime.timedelta(0))
+
+
+def _check_internal(topic: str, client_id: str | None) -> None:
+    """Kafka's ReplicaManager refuses client appends to internal topics (only its admin client
+    id may); here the brokers of the cluster may, as the scheduler parks messages on a peer's
+    schedule shard by producing to `__goqueue_schedule`."""
+    if (
+        topic in INTERNAL_TOPICS
+        and client_id != ADMIN_CLIENT_ID
+        and peer_node_id(client_id) is None
+    ):
+        raise BrokerError(
+            ErrorCode.invalid_topic_exception, f"Cannot append to internal topic {topic}"
+        )
 
 
 def _check_codec(version: int, records: bytes) -> None:
