@@ -1,6 +1,7 @@
 """Scheduler requests between brokers (a park or cancel sent on to a shard's leader as a
 produce to the schedule log), the shard's memory of idempotent producers' parked batches,
-which makes a park sent again after an uncertain failure a no-op, and the messages a shard
+which makes a park sent again after an uncertain failure a no-op and expires with
+`producer.id.expiration.ms`, and the messages a shard
 sets aside while their target's last delivery is not settled."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from kio.schema.errors import ErrorCode
-from test_scheduler_shard import START_MS, Driver
+from test_scheduler_shard import EXPIRATION, START_MS, Driver
 
 from goqueue.broker.errors import BrokerError
 from goqueue.coordinator.runtime import Record
@@ -20,8 +21,9 @@ from goqueue.coordinator.scheduler.records import (
     ProducerBatch,
     encode_message,
     message_key,
+    producer_key,
 )
-from goqueue.coordinator.scheduler.shard import CancelOutcome
+from goqueue.coordinator.scheduler.shard import EXPIRED_PER_RUN, CancelOutcome
 from goqueue.records.batch import read_header
 from goqueue.records.builder import NewRecord, build_batch
 
@@ -94,3 +96,45 @@ def test_messages_set_aside_wait_for_their_target_to_settle_and_stay_cancellable
     assert driver.cancel("a") is CancelOutcome.CANCELLED
     driver.shard.restore(("orders", 0))
     assert [e.schedule_id for e in driver.shard.take_due(START_MS + 1000, 10)] == ["b"]
+
+
+def test_a_producer_idle_for_the_expiration_time_is_forgotten_and_a_live_one_kept(
+    tmp_path: Path,
+) -> None:
+    """Producer records expire as Kafka's producer state does: the idle producer's record is
+    tombstoned by the shard's timer (and stays gone after a reload), while a producer that
+    parked within `producer.id.expiration.ms` still gets its first answer for a retry."""
+    driver = Driver(tmp_path / "buckets")
+    driver.shard.on_loaded()
+    timer = driver.harness.timer
+    idle, live = ProducerBatch("orders", 0, 7, 0, 0), ProducerBatch("orders", 0, 8, 0, 0)
+    park(driver, "idle", idle)
+    timer.advance(EXPIRATION.expiration_ms - 2 * EXPIRATION.check_interval_ms)
+    live_first = park(driver, "live", live)
+    timer.advance(2 * EXPIRATION.check_interval_ms)
+    assert Record(producer_key("orders", 0, 7), None) in driver.log
+    assert Record(producer_key("orders", 0, 8), None) not in driver.log
+    written = len(driver.log)
+    assert park(driver, "live-again", live) == live_first
+    assert len(driver.log) == written, "a live producer's retry was parked twice"
+
+    reloaded = driver.reload(START_MS)
+    assert park(reloaded, "idle-back", idle) == written, "an expired record came back on reload"
+    assert park(reloaded, "live-again", live) == live_first
+
+
+def test_producer_records_expire_in_bounded_runs(tmp_path: Path) -> None:
+    """One run tombstones at most EXPIRED_PER_RUN records (one small batch); the rest are
+    expired by a run that follows at once."""
+    driver = Driver(tmp_path / "buckets")
+    timer = driver.harness.timer
+    many = EXPIRED_PER_RUN + 3
+    for producer_id in range(many):
+        park(driver, f"m{producer_id}", ProducerBatch("orders", 0, producer_id, 0, 0))
+    timer.now += EXPIRATION.expiration_ms
+    written = len(driver.log)
+    driver.run(driver.shard.expire_producers())
+    assert len(driver.log) - written == EXPIRED_PER_RUN
+    timer.advance(0)
+    assert len(driver.log) - written == many
+    assert park(driver, "again", ProducerBatch("orders", 0, 0, 0, 0)) == len(driver.log) - 2

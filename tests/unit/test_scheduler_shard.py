@@ -17,10 +17,11 @@ from goqueue.coordinator.scheduler.records import (
     encode_message,
     message_key,
 )
-from goqueue.coordinator.scheduler.shard import CancelOutcome, ScheduleShard
+from goqueue.coordinator.scheduler.shard import CancelOutcome, ProducerExpiration, ScheduleShard
 
 WINDOW_MS = 10_000
 START_MS = 1_000_000_000
+EXPIRATION = ProducerExpiration(expiration_ms=60_000, check_interval_ms=10_000)
 
 
 class Driver:
@@ -38,9 +39,9 @@ class Driver:
         else:
             self.harness = previous.harness.reload(self._new_shard)
 
-    def _new_shard(self, _timer: ManualTimer) -> ScheduleShard:
+    def _new_shard(self, timer: ManualTimer) -> ScheduleShard:
         self.store = BucketStore(self.directory)
-        return ScheduleShard(self.store, WINDOW_MS, self.now_ms)
+        return ScheduleShard(self.store, WINDOW_MS, self.now_ms, timer, EXPIRATION)
 
     @property
     def shard(self) -> ScheduleShard:

@@ -63,6 +63,7 @@ from goqueue.coordinator.scheduler.records import (
 )
 from goqueue.coordinator.scheduler.shard import (
     CancelOutcome,
+    ProducerExpiration,
     Scheduled,
     ScheduleShard,
     TopicPartition,
@@ -129,6 +130,9 @@ class Scheduler:
         settings = broker.settings
         self._broker = broker
         self._window_ms = settings.scheduler_window_ms
+        self._expiration = ProducerExpiration(
+            settings.producer_id_expiration_ms, settings.producer_id_expiration_check_interval_ms
+        )
         self._buckets_dir = Path(settings.data_dir) / BUCKETS_DIR
         self._stores: dict[int, BucketStore] = {}
         self._loops: dict[int, asyncio.Task[None]] = {}
@@ -165,6 +169,8 @@ class Scheduler:
             store,
             self._window_ms,
             timer.now_ms(),
+            timer,
+            self._expiration,
             on_loaded=lambda: self._start_loop(index, shard),
             on_unloaded=lambda: self._stop_loop(index),
         )

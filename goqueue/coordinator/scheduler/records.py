@@ -14,7 +14,9 @@ An idempotent producer's parked batch also writes a *producer* record, keyed
 `p:<topic>:<partition>:<producer id>`: its epoch and the base sequences of its last parked
 batches with the schedule log offsets they were answered, so that the same batch parked again
 (a retry after an uncertain forward from another broker, or after a crash) gets the first
-answer instead of a second copy.
+answer instead of a second copy. It also holds when the producer last parked there: a record
+older than `producer.id.expiration.ms` is tombstoned, as Kafka forgets a silent producer's
+state (every producer process gets a new producer id, so they would pile up forever).
 """
 
 from __future__ import annotations
@@ -98,11 +100,13 @@ class ProducerBatch:
 
 @dataclass(frozen=True, slots=True)
 class ParkedBatches:
-    """What a producer record holds: the producer's epoch and its last parked batches as
-    (base sequence, schedule log offset of the first record)."""
+    """What a producer record holds: the producer's epoch, its last parked batches as
+    (base sequence, schedule log offset of the first record), and when it last parked (epoch
+    ms, what its expiration counts from)."""
 
     producer_epoch: int
     batches: tuple[tuple[int, int], ...]
+    last_ms: int
 
     def first_offset(self, batch: ProducerBatch) -> int | None:
         """Where `batch` was parked before, None if it was not."""
@@ -110,10 +114,14 @@ class ParkedBatches:
             return None
         return next((first for seq, first in self.batches if seq == batch.base_sequence), None)
 
-    def with_batch(self, batch: ProducerBatch, first_offset: int) -> ParkedBatches:
+    def with_batch(self, batch: ProducerBatch, first_offset: int, now_ms: int) -> ParkedBatches:
         kept = self.batches if batch.producer_epoch == self.producer_epoch else ()
         entry = (batch.base_sequence, first_offset)
-        return ParkedBatches(batch.producer_epoch, (*kept, entry)[-PRODUCER_BATCHES_KEPT:])
+        return ParkedBatches(batch.producer_epoch, (*kept, entry)[-PRODUCER_BATCHES_KEPT:], now_ms)
+
+    def expired(self, now_ms: int, expiration_ms: int) -> bool:
+        """Whether the producer has not parked here for `expiration_ms` (Kafka's test)."""
+        return now_ms - self.last_ms >= expiration_ms
 
 
 def producer_key(topic: str, partition: int, producer_id: int) -> bytes:
@@ -121,14 +129,18 @@ def producer_key(topic: str, partition: int, producer_id: int) -> bytes:
 
 
 def encode_parked_batches(parked: ParkedBatches) -> bytes:
-    return json.dumps({"epoch": parked.producer_epoch, "batches": parked.batches}).encode()
+    return json.dumps(
+        {"epoch": parked.producer_epoch, "batches": parked.batches, "at": parked.last_ms}
+    ).encode()
 
 
-def decode_parked_batches(value: bytes) -> ParkedBatches:
+def decode_parked_batches(value: bytes, loaded_ms: int) -> ParkedBatches:
+    """A producer record; one written before records held their time counts as parked when
+    it is loaded (`loaded_ms`), so it expires one expiration after the load, never early."""
     try:
         data = json.loads(value)
         batches = tuple((int(seq), int(first)) for seq, first in data["batches"])
-        return ParkedBatches(int(data["epoch"]), batches)
+        return ParkedBatches(int(data["epoch"]), batches, int(data.get("at", loaded_ms)))
     except (ValueError, KeyError, TypeError) as exc:
         raise RecordFormatError(f"malformed producer record: {exc}") from exc
 

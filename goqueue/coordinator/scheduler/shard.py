@@ -10,6 +10,9 @@ window that just came near and hands its messages back (`admit`).
 Delivery takes due messages out of the heap (`take_due`), writes an intent for each target
 partition (`begin_delivery`) and, once the messages are durable in their topic, tombstones
 them (`finish_delivery`).
+
+Idempotent producers' records (what makes a retried park a no-op) are tombstoned by a timer
+once their producer has not parked for `producer.id.expiration.ms` (`expire_producers`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from goqueue.coordinator.runtime import Record, Result
+from goqueue.coordinator.runtime import Record, Result, Timer
 from goqueue.coordinator.scheduler.buckets import BucketStore, Frame
 from goqueue.coordinator.scheduler.records import (
     CANCELLED,
@@ -49,6 +52,19 @@ from goqueue.coordinator.scheduler.records import (
 logger = logging.getLogger(__name__)
 
 TopicPartition = tuple[str, int]
+EXPIRE_PRODUCERS_TIMER = "expire-producers"
+EXPIRED_PER_RUN = 10_000
+"""Most producer records one expiration run tombstones (one small batch, a short hold of the
+event loop); if more expired, the next run follows at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerExpiration:
+    """When producer records expire (`producer.id.expiration.ms`) and how often a shard looks
+    (`producer.id.expiration.check.interval.ms`), the broker's settings for its own state."""
+
+    expiration_ms: int
+    check_interval_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +94,14 @@ class ScheduleShard:
         store: BucketStore,
         window_ms: int,
         now_ms: int,
+        timer: Timer,
+        expiration: ProducerExpiration,
         on_loaded: Callable[[], None] = lambda: None,
         on_unloaded: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
+        self._timer = timer
+        self._expiration = expiration
         self._loaded_hook = on_loaded
         self._unloaded_hook = on_unloaded
         self.window_ms = window_ms
@@ -121,13 +141,18 @@ class ScheduleShard:
                     self.intents.pop(target, None)
                 else:
                     self.intents[target] = decode_intent(value)
-            elif key.startswith(PRODUCER_PREFIX) and value is not None:
-                self._producers[key] = decode_parked_batches(value)
+            elif key.startswith(PRODUCER_PREFIX):
+                if value is None:
+                    self._producers.pop(key, None)
+                else:
+                    self._producers[key] = decode_parked_batches(value, self._timer.now_ms())
         except (RecordFormatError, UnicodeDecodeError, ValueError) as exc:
             logger.warning("skipping unreadable schedule record at offset %d: %s", offset, exc)
 
     def on_loaded(self) -> None:
-        """Start delivering (the coordinator's loop, for as long as this shard serves)."""
+        """Start delivering (the coordinator's loop, for as long as this shard serves) and
+        expiring producer records (the runtime cancels the timer on unload)."""
+        self._schedule_expiration(self._expiration.check_interval_ms)
         self._loaded_hook()
 
     def on_unloaded(self) -> None:
@@ -180,12 +205,34 @@ class ScheduleShard:
         if producer is None:
             return Result(first_offset, records)
         key = producer_key(producer.topic, producer.partition, producer.producer_id)
-        parked = self._producers.get(key, ParkedBatches(producer.producer_epoch, ()))
+        now_ms = self._timer.now_ms()
+        parked = self._producers.get(key, ParkedBatches(producer.producer_epoch, (), now_ms))
         earlier = parked.first_offset(producer)
         if earlier is not None:
             return Result(earlier)
-        noted = Record(key, encode_parked_batches(parked.with_batch(producer, first_offset)))
-        return Result(first_offset, [*records, noted])
+        noted = parked.with_batch(producer, first_offset, now_ms)
+        return Result(first_offset, [*records, Record(key, encode_parked_batches(noted))])
+
+    def expire_producers(self) -> Result[None]:
+        """Tombstone the records of producers that have not parked here for the expiration
+        time (a timer operation, run again every check interval). A live producer parks
+        more often and keeps its record, so its retries stay no-ops; an expired one that
+        comes back parks as a new producer would, as Kafka accepts it once its state is
+        gone."""
+        now_ms = self._timer.now_ms()
+        expired = [
+            key
+            for key, parked in self._producers.items()
+            if parked.expired(now_ms, self._expiration.expiration_ms)
+        ]
+        more = len(expired) > EXPIRED_PER_RUN
+        self._schedule_expiration(0 if more else self._expiration.check_interval_ms)
+        if expired:
+            logger.info("expiring %d idle producer records", min(len(expired), EXPIRED_PER_RUN))
+        return Result(None, [Record(key, None) for key in expired[:EXPIRED_PER_RUN]])
+
+    def _schedule_expiration(self, delay_ms: int) -> None:
+        self._timer.schedule(EXPIRE_PRODUCERS_TIMER, delay_ms, self.expire_producers)
 
     def cancel(self, schedule_id: str, far_due_ms: int | None) -> Result[CancelOutcome]:
         """Cancel a pending message. `far_due_ms` is the due time the coordinator found for it
