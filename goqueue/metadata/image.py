@@ -8,7 +8,7 @@ way to derive a new image and keep `topics` and `topics_by_id` in step.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import TypeVar
@@ -123,10 +123,14 @@ class MetadataImage:
     """Node id -> first id of the block of producer ids it was given last."""
     voters: Mapping[int, str] = field(default_factory=dict)
     """Node id -> Raft HOST:PORT of the members of the metadata quorum (the controllers)."""
+    share_groups: frozenset[str] = frozenset()
+    """Ids of the share groups that exist, so every broker's FindCoordinator names their share
+    coordinator (their state is only on the leader of their `__share_group_state` partition)."""
 
     def __post_init__(self) -> None:
         for name in ("brokers", "topics", "topics_by_id", "producer_id_blocks", "voters"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
+        object.__setattr__(self, "share_groups", frozenset(self.share_groups))
         object.__setattr__(
             self,
             "broker_configs",
@@ -177,6 +181,13 @@ class MetadataImage:
             next_producer_id=self.next_producer_id + block_size,
             producer_id_blocks={**self.producer_id_blocks, node_id: self.next_producer_id},
         )
+
+    def with_share_groups(
+        self, added: Iterable[str] = (), removed: Iterable[str] = ()
+    ) -> MetadataImage:
+        """`removed` share group ids dropped and `added` ones listed (in that order)."""
+        groups = (self.share_groups - frozenset(removed)) | frozenset(added)
+        return self if groups == self.share_groups else replace(self, share_groups=groups)
 
     def without_topic(self, name: str) -> MetadataImage:
         removed = self.topics[name]

@@ -366,6 +366,13 @@ def _allocate_producer_ids(image: MetadataImage, record: Record) -> MetadataImag
     return image.with_producer_id_block(int(record["node_id"]), int(record["block_size"]))
 
 
+def _share_groups(image: MetadataImage, record: Record) -> MetadataImage:
+    """Share groups created (`add`) and deleted (`remove`) by their share coordinator."""
+    added = (str(group_id) for group_id in record.get("add", ()))
+    removed = (str(group_id) for group_id in record.get("remove", ()))
+    return image.with_share_groups(added, removed)
+
+
 _TRANSITIONS: dict[str, Callable[[MetadataImage, Record], MetadataImage]] = {
     "init_cluster": _init_cluster,
     "elect_controller": _elect_controller,
@@ -383,6 +390,7 @@ _TRANSITIONS: dict[str, Callable[[MetadataImage, Record], MetadataImage]] = {
     "alter_broker_configs": _alter_broker_configs,
     "create_partitions": _create_partitions,
     "allocate_producer_ids": _allocate_producer_ids,
+    "share_groups": _share_groups,
 }
 
 
@@ -413,6 +421,7 @@ def image_to_json(image: MetadataImage) -> dict[str, Any]:
             str(node): first for node, first in image.producer_id_blocks.items()
         },
         "voters": {str(node): address for node, address in image.voters.items()},
+        "share_groups": sorted(image.share_groups),
     }
 
 
@@ -435,6 +444,7 @@ def image_from_json(data: Mapping[str, Any]) -> MetadataImage:
             int(node): int(first) for node, first in data.get("producer_id_blocks", {}).items()
         },
         voters={int(node): str(address) for node, address in data.get("voters", {}).items()},
+        share_groups=frozenset(str(group_id) for group_id in data.get("share_groups", ())),
     )
 
 

@@ -14,7 +14,7 @@ import random
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -375,6 +375,14 @@ class MetadataStore:
         record = {"type": "allocate_producer_ids", "node_id": node_id, "block_size": block_size}
         await self._command(record)
         return self._image.producer_id_blocks[node_id]
+
+    async def update_share_groups(
+        self, added: Collection[str] = (), removed: Collection[str] = ()
+    ) -> None:
+        """List share groups a share coordinator created and drop those it deleted, so every
+        broker knows which group ids are share groups."""
+        record = {"type": "share_groups", "add": sorted(added), "remove": sorted(removed)}
+        await self._command(record)
 
     async def close(self) -> None:
         """Leave the quorum, flush its journal and fail commands still waiting."""

@@ -97,3 +97,35 @@ def test_cluster_id_has_kafkas_shape() -> None:
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     )
     assert cluster_id != new_cluster_id()
+
+
+def share_groups(image: MetadataImage, add: list[str], remove: list[str]) -> MetadataImage:
+    return apply_record(image, {"type": "share_groups", "add": add, "remove": remove})
+
+
+def test_share_groups_are_listed_and_dropped() -> None:
+    image = share_groups(MetadataImage.empty(), ["queue-a", "queue-b"], [])
+    assert image.share_groups == frozenset({"queue-a", "queue-b"})
+    assert image.offset == 0
+    image = share_groups(image, [], ["queue-a", "never-listed"])
+    assert image.share_groups == frozenset({"queue-b"})
+    assert image.offset == 1
+
+
+def test_share_groups_record_that_changes_nothing_keeps_the_image() -> None:
+    image = share_groups(MetadataImage.empty(), ["queue-a"], [])
+    assert share_groups(image, ["queue-a"], []) is image
+    assert share_groups(image, [], ["other"]) is image
+
+
+def test_share_groups_survive_a_snapshot() -> None:
+    image = share_groups(MetadataImage.empty(), ["queue-b", "queue-a"], [])
+    data = image_to_json(image)
+    assert data["share_groups"] == ["queue-a", "queue-b"]
+    assert image_from_json(data) == image
+
+
+def test_snapshot_without_share_groups_loads_with_none() -> None:
+    data = image_to_json(MetadataImage.empty())
+    del data["share_groups"]
+    assert image_from_json(data).share_groups == frozenset()
