@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from kio.schema.errors import ErrorCode
 
-from goqueue.broker.delayed import produce_delayed, produce_forwarded
+from goqueue.broker.delayed import adopt_parked_sequence, produce_delayed, produce_forwarded
 from goqueue.broker.errors import BrokerError
 from goqueue.broker.flusher import Flusher
 from goqueue.broker.partition import Partition
@@ -334,6 +334,7 @@ class Broker:
             answer = await produce_forwarded(self, index, records, batches[0])
             return ProduceResult(answer, partition.log.log_start_offset)
         if delayed_enabled_for(configs):
+            await adopt_parked_sequence(self, partition, batches[0])
             parked = await produce_delayed(self, partition, records, batches[0], configs)
             if parked is not None:
                 return ProduceResult(parked, partition.log.log_start_offset)

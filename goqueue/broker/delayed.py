@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from kio.schema.errors import ErrorCode
 
 from goqueue.broker.errors import BrokerError
-from goqueue.broker.producer_state import NO_PRODUCER_ID
+from goqueue.broker.producer_state import INT32_MAX, NO_PRODUCER_ID, BatchMetadata
 from goqueue.config.catalog import delayed_max_delay_ms_for
 from goqueue.coordinator.scheduler import forward
 from goqueue.coordinator.scheduler.records import (
@@ -45,6 +46,10 @@ if TYPE_CHECKING:
     from goqueue.broker.broker import Broker
     from goqueue.broker.partition import Partition
 
+logger = logging.getLogger(__name__)
+
+_SEQUENCES = INT32_MAX + 1
+"""Sequence numbers wrap from INT32_MAX to 0."""
 _MARKERS = tuple(name.encode() for name in (DELIVER_AT_HEADER, DELAY_MS_HEADER, CANCEL_HEADER))
 _DECODE_IN_THREAD_BYTES = 64 * 1024
 
@@ -106,15 +111,7 @@ async def produce_delayed(
                         f"Cannot cancel scheduled message {schedule_id}: {_REASONS[outcome]}",
                     )
         else:
-            producer = None
-            if idempotent:
-                producer = ProducerBatch(
-                    partition.topic,
-                    partition.index,
-                    batch.producer_id,
-                    batch.producer_epoch,
-                    batch.base_sequence,
-                )
+            producer = _producer_batch(partition, batch) if idempotent else None
             first = await broker.scheduler.park(
                 partition.topic, partition.index, delayed.messages, producer
             )
@@ -134,15 +131,79 @@ async def produce_forwarded(broker: Broker, index: int, records: bytes, batch: B
         if isinstance(request, forward.ForwardedCancel):
             outcome = await broker.scheduler.cancel_here(index, request.schedule_id)
             return forward.CANCEL_OUTCOMES.index(outcome)
+        if isinstance(request, forward.SequenceQuery):
+            _check_shard(broker, index, request.producer.topic, request.producer.partition)
+            found = broker.scheduler.parked_before_here(index, request.producer)
+            return forward.sequence_answer(found)
         target = request.messages[0].message
-        if broker.scheduler.shard_for(target.topic, target.partition) != index:
-            raise BrokerError(
-                ErrorCode.invalid_record,
-                f"{target.topic}-{target.partition} is not scheduled in {SCHEDULE_TOPIC}-{index}",
-            )
+        _check_shard(broker, index, target.topic, target.partition)
         return await broker.scheduler.park_here(
             index, target.topic, target.partition, request.messages, request.producer
         )
+
+
+def _check_shard(broker: Broker, index: int, topic: str, partition: int) -> None:
+    if broker.scheduler.shard_for(topic, partition) != index:
+        raise BrokerError(
+            ErrorCode.invalid_record,
+            f"{topic}-{partition} is not scheduled in {SCHEDULE_TOPIC}-{index}",
+        )
+
+
+async def adopt_parked_sequence(broker: Broker, partition: Partition, batch: BatchHeader) -> None:
+    """Before an idempotent producer's batch to a delayed topic is refused as out of sequence,
+    ask its schedule shard whether the producer's newest parked batch for this partition ends
+    right before it, and if so take that batch into the partition's producer state: parked
+    batches never reach the log, so a leader elected after they were parked does not know
+    their sequences. Only this error path pays the question; any failure to answer leaves
+    the batch to be refused as before."""
+    if batch.producer_id == NO_PRODUCER_ID or batch.is_transactional:
+        return
+    try:
+        partition.producers.check(batch)
+        return
+    except BrokerError as exc:
+        if exc.error_code != ErrorCode.out_of_order_sequence_number:
+            return
+    entry = partition.producers.entry(batch.producer_id)
+    if entry is None or entry.epoch != batch.producer_epoch:
+        return
+    try:
+        found = await broker.scheduler.parked_before(_producer_batch(partition, batch))
+    except BrokerError as exc:
+        logger.info("cannot ask the scheduler about producer %d: %s", batch.producer_id, exc)
+        return
+    if found is None:
+        return
+    first_offset, count = found
+    last_seq = (batch.base_sequence - 1) % _SEQUENCES
+    parked = BatchMetadata(
+        (last_seq - count + 1) % _SEQUENCES,
+        last_seq,
+        first_offset,
+        first_offset + count - 1,
+        batch.max_timestamp,
+    )
+    if partition.producers.adopt(batch.producer_id, batch.producer_epoch, parked):
+        logger.info(
+            "%s-%d: producer %d continues after its parked batch (sequences %d to %d)",
+            partition.topic,
+            partition.index,
+            batch.producer_id,
+            parked.first_seq,
+            parked.last_seq,
+        )
+        await partition._save_producer_state_durably()
+
+
+def _producer_batch(partition: Partition, batch: BatchHeader) -> ProducerBatch:
+    return ProducerBatch(
+        partition.topic,
+        partition.index,
+        batch.producer_id,
+        batch.producer_epoch,
+        batch.base_sequence,
+    )
 
 
 @contextlib.contextmanager

@@ -49,7 +49,7 @@ def last_sequence(base_sequence: int, last_offset_delta: int) -> int:
     return base_sequence + last_offset_delta
 
 
-def _in_sequence(last_seq: int, next_seq: int) -> bool:
+def in_sequence(last_seq: int, next_seq: int) -> bool:
     return next_seq == last_seq + 1 or (next_seq == 0 and last_seq == INT32_MAX)
 
 
@@ -132,7 +132,7 @@ class ProducerStateManager:
                 )
             return None
         duplicate = entry.find(first_seq, last_sequence(first_seq, header.last_offset_delta))
-        if duplicate is None and not _in_sequence(entry.last_seq, first_seq):
+        if duplicate is None and not in_sequence(entry.last_seq, first_seq):
             raise BrokerError(
                 ErrorCode.out_of_order_sequence_number,
                 f"Out of order sequence number for producer {producer_id}: {first_seq} "
@@ -161,6 +161,21 @@ class ProducerStateManager:
             )
         )
         entry.last_timestamp = header.max_timestamp
+
+    def adopt(self, producer_id: int, epoch: int, batch: BatchMetadata) -> bool:
+        """Take in a batch of the producer that never reached this log (the scheduler parked
+        it) if it comes after the producer's last batch here, in the same epoch (parked
+        batches in between are skipped: only the newest one's sequence matters); returns
+        whether it did."""
+        entry = self._producers.get(producer_id)
+        if entry is None or entry.epoch != epoch or not entry.batches:
+            return False
+        last_seq = entry.last_seq
+        if not (in_sequence(last_seq, batch.first_seq) or batch.first_seq > last_seq):
+            return False
+        entry.batches.append(batch)
+        entry.last_timestamp = max(entry.last_timestamp, batch.timestamp)
+        return True
 
     def remove_expired(self, now_ms: int, expiration_ms: int) -> int:
         """Forget producers whose last batch is `expiration_ms` old or older (Kafka's

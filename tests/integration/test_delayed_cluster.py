@@ -2,7 +2,8 @@
 another broker than the partition: parks are sent on to the shard's leader, due messages are
 appended on the target's leader, cancels and the HTTP API reach every shard; and after a
 SIGKILL of a shard's leader (messages pending) or of a target's leader (during deliveries)
-every message arrives exactly once, none before its time."""
+every message arrives exactly once, none before its time; an idempotent producer whose
+batches were parked goes on in sequence on the target's next leader."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from goqueue.client import Admin, Cluster
 from goqueue.client import Producer as SdkProducer
 from goqueue.coordinator.runtime import partition_for
 from goqueue.coordinator.scheduler.records import SCHEDULE_TOPIC
-from goqueue.testing.cluster import ClusterProcess
+from goqueue.testing.cluster import ClusterProcess, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -242,3 +243,50 @@ def test_a_target_leader_killed_during_deliveries_loses_and_duplicates_none(
     cluster.nodes[victim].kill()
     survivors = ",".join(node.bootstrap for _, node in cluster.running())
     check_exactly_once_in_due_order(read_all(survivors, topic, set(due)), due)
+
+
+def test_an_idempotent_producer_goes_on_after_parked_batches_when_the_leader_moves(
+    cluster: ClusterProcess,
+) -> None:
+    """The target's new leader never saw the parked batches' sequences: it adopts the newest
+    from the schedule shard instead of refusing the next plain batch, so the producer keeps
+    its epoch and every plain record is stored once."""
+    topic = run(create_topic(cluster.bootstrap))
+    place = run(placement(cluster.bootstrap, topic))
+    remote = [p for p, (leader, shard_leader) in place.items() if leader != shard_leader]
+    assert remote, f"every partition's shard is led by its own leader: {place}"
+    partition = remote[0]
+    victim = place[partition][0]
+    sender = Sender(cluster.bootstrap)
+    sender.producer = Producer(
+        {"bootstrap.servers": cluster.bootstrap, "linger.ms": 5, "enable.idempotence": True}
+    )
+    for value in (b"plain 0", b"plain 1"):
+        sender.send(topic, partition, value, [])
+        sender.flush()
+    for value in (b"parked 0", b"parked 1"):
+        sender.send(topic, partition, value, [("goqueue.delay-ms", b"600000")])
+        sender.flush()
+    cluster.nodes[victim].kill()
+
+    def new_leader() -> int | None:
+        leader = run(placement(survivors, topic))[partition][0]
+        return leader if leader != victim and leader in dict(cluster.running()) else None
+
+    survivors = ",".join(node.bootstrap for _, node in cluster.running())
+    leader = wait_until(new_leader, READ_DEADLINE_S, "a new leader")
+    sender.send(topic, partition, b"plain after", [])
+    sender.flush()
+
+    reader = Reader(survivors, topic, PARTITIONS)
+    arrivals: list[Arrival] = []
+    deadline = time.monotonic() + READ_DEADLINE_S
+    try:
+        while b"plain after" not in {a.value for a in arrivals}:
+            assert time.monotonic() < deadline, "the batch after the failover never arrived"
+            arrivals += reader.poll()
+        arrivals += reader.poll(QUIET_S)
+    finally:
+        reader.close()
+    assert [a.value for a in arrivals] == [b"plain 0", b"plain 1", b"plain after"]
+    assert "continues after its parked batch" in cluster.nodes[leader].log_text()

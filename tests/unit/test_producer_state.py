@@ -9,6 +9,7 @@ from goqueue.broker.errors import BrokerError
 from goqueue.broker.producer_state import (
     BATCHES_RETAINED,
     INT32_MAX,
+    BatchMetadata,
     ProducerStateManager,
     SnapshotError,
     last_sequence,
@@ -150,3 +151,19 @@ def test_a_damaged_snapshot_is_rejected(damage: str) -> None:
         data = bytearray()
     with pytest.raises(SnapshotError):
         ProducerStateManager.decode(bytes(data))
+
+
+def test_a_parked_batch_after_the_last_one_is_adopted_and_answers_its_retry() -> None:
+    """A leader that never saw the producer's parked batches takes in the newest one (after
+    the log's last batch, same epoch): the next batch is in sequence, a retry of the parked
+    batch gets its parked offsets; an older or other-epoch batch is not adopted."""
+    state = ProducerStateManager()
+    append(state, header(0, 3), 0)
+    assert refused(state, header(8)) is ErrorCode.out_of_order_sequence_number
+    assert not state.adopt(PID, 1, BatchMetadata(5, 7, 900, 902, 5000))
+    assert not state.adopt(PID, 0, BatchMetadata(1, 2, 900, 901, 5000))
+    assert not state.adopt(PID + 1, 0, BatchMetadata(5, 7, 900, 902, 5000))
+    assert state.adopt(PID, 0, BatchMetadata(5, 7, 900, 902, 5000))
+    retried = state.check(header(5, 3))
+    assert retried is not None and retried.first_offset == 900
+    append(state, header(8), 3)

@@ -138,3 +138,28 @@ def test_producer_records_expire_in_bounded_runs(tmp_path: Path) -> None:
     timer.advance(0)
     assert len(driver.log) - written == many
     assert park(driver, "again", ProducerBatch("orders", 0, 0, 0, 0)) == len(driver.log) - 2
+
+
+def test_a_sequence_query_travels_and_its_answer_packs_offset_and_count() -> None:
+    producer = ProducerBatch("orders", 3, 7, 2, 40)
+    assert parse(forward.sequence_query_batch(producer)) == forward.SequenceQuery(producer)
+    found = (123_456_789, 5)
+    assert forward.parse_sequence_answer(forward.sequence_answer(found)) == found
+    assert forward.parse_sequence_answer(forward.sequence_answer(None)) is None
+
+
+def test_the_parked_batch_right_before_a_refused_one_is_found(tmp_path: Path) -> None:
+    """A target's new leader learns the newest parked batch only when the refused batch
+    directly follows it, in the same epoch; a reload keeps what the shard knows."""
+    driver = Driver(tmp_path / "buckets")
+    park(driver, "a", ProducerBatch("orders", 0, 7, 0, 3))
+    records = [Record(message_key(f"b{i}"), encode_message(message())) for i in range(4)]
+    first = driver.run(
+        driver.shard.park(records, len(driver.log), ProducerBatch("orders", 0, 7, 0, 4))
+    )
+    assert driver.shard.parked_before(ProducerBatch("orders", 0, 7, 0, 8)) == (first, 4)
+    assert driver.shard.parked_before(ProducerBatch("orders", 0, 7, 0, 9)) is None
+    assert driver.shard.parked_before(ProducerBatch("orders", 0, 7, 1, 8)) is None
+    assert driver.shard.parked_before(ProducerBatch("orders", 1, 7, 0, 8)) is None
+    reloaded = driver.reload(START_MS)
+    assert reloaded.shard.parked_before(ProducerBatch("orders", 0, 7, 0, 8)) == (first, 4)

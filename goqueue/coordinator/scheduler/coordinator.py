@@ -248,6 +248,21 @@ class Scheduler:
             wakeup.set()
         return first_offset
 
+    async def parked_before(self, producer: ProducerBatch) -> tuple[int, int] | None:
+        """The idempotent producer's newest batch parked for its target partition if
+        `producer`'s batch directly follows it: (schedule log offset of its first record, its
+        record count), asked of the shard's leader. The target's leader adopts it when that
+        batch is out of sequence in its producer state (a new leader never saw parked
+        batches)."""
+        index = self.shard_for(producer.topic, producer.partition)
+        if self._leads(index):
+            return self.parked_before_here(index, producer)
+        answer = await self._forward(index, forward.sequence_query_batch(producer))
+        return forward.parse_sequence_answer(answer)
+
+    def parked_before_here(self, index: int, producer: ProducerBatch) -> tuple[int, int] | None:
+        return self.runtime.shard(index).parked_before(producer)
+
     def _leads(self, index: int) -> bool:
         """Whether this broker leads the shard (or nobody does, or the schedule log is not
         created yet: then the local runtime gives the error to answer)."""

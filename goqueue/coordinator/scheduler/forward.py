@@ -14,6 +14,11 @@ the schedule log is appended as is.
   of the first record, as on one node.
 - cancel: one record keyed `c:<id>` without a value; answered with the outcome's position
   in `CancelOutcome` as the base offset (nothing is appended at that offset).
+- sequence query: one record keyed `s:<topic>:<partition>` without a value, the producer's
+  id, epoch and the base sequence of a batch the target refused as out of sequence in the
+  batch header; answered with the producer's newest parked batch for the target if it ends
+  right before that sequence, packed into the base offset as
+  `first offset << COUNT_BITS | record count - 1`, else -1 (nothing is appended).
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ from goqueue.records.errors import RecordsError
 from goqueue.records.reader import iter_records
 
 CANCEL_PREFIX = b"c:"
+SEQUENCE_PREFIX = b"s:"
+COUNT_BITS = 20
+"""Bits of a sequence query's answer for the parked batch's record count: a parked batch fits
+in 8 MiB and each parked record takes more than 30 bytes, so fewer than 2**18 records."""
 CANCEL_OUTCOMES = tuple(CancelOutcome)
 NO_PRODUCER = -1
 
@@ -53,6 +62,13 @@ class ForwardedPark:
 @dataclass(frozen=True, slots=True)
 class ForwardedCancel:
     schedule_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceQuery:
+    """Which parked batch ends right before `producer`'s (see `ScheduleShard.parked_before`)."""
+
+    producer: ProducerBatch
 
 
 def park_batch(messages: Sequence[ParkRequest], producer: ProducerBatch | None) -> bytes:
@@ -73,14 +89,44 @@ def cancel_batch(schedule_id: str) -> bytes:
     return build_batch([NewRecord(CANCEL_PREFIX + schedule_id.encode(), None)])
 
 
-def parse(records: bytes, header: BatchHeader) -> ForwardedPark | ForwardedCancel:
+def sequence_query_batch(producer: ProducerBatch) -> bytes:
+    key = SEQUENCE_PREFIX + f"{producer.topic}:{producer.partition}".encode()
+    return build_batch(
+        [NewRecord(key, None)],
+        producer_id=producer.producer_id,
+        producer_epoch=producer.producer_epoch,
+        base_sequence=producer.base_sequence,
+    )
+
+
+def sequence_answer(found: tuple[int, int] | None) -> int:
+    if found is None or found[1] > 1 << COUNT_BITS:
+        return -1
+    first_offset, count = found
+    return first_offset << COUNT_BITS | (count - 1)
+
+
+def parse_sequence_answer(answer: int) -> tuple[int, int] | None:
+    """(first offset, record count) of the parked batch, None if the shard had none."""
+    if answer < 0:
+        return None
+    return answer >> COUNT_BITS, (answer & ((1 << COUNT_BITS) - 1)) + 1
+
+
+def parse(records: bytes, header: BatchHeader) -> ForwardedPark | ForwardedCancel | SequenceQuery:
     """The request a produce to the schedule log carries; INVALID_RECORD if it is none, or
     parks messages for more than one target partition."""
     try:
         decoded = list(iter_records(records))
-        if len(decoded) == 1 and (decoded[0].key or b"").startswith(CANCEL_PREFIX):
-            key = decoded[0].key or b""
+        key = (decoded[0].key or b"") if len(decoded) == 1 else b""
+        if key.startswith(CANCEL_PREFIX):
             return ForwardedCancel(key[len(CANCEL_PREFIX) :].decode())
+        if key.startswith(SEQUENCE_PREFIX):
+            asked, _, index = key[len(SEQUENCE_PREFIX) :].decode().rpartition(":")
+            query = _producer(header, asked, int(index))
+            if query is None:
+                raise RecordFormatError("a sequence query without a producer")
+            return SequenceQuery(query)
         messages = []
         for record in decoded:
             key = record.key or b""
@@ -88,7 +134,7 @@ def parse(records: bytes, header: BatchHeader) -> ForwardedPark | ForwardedCance
                 raise RecordFormatError("not a scheduler request")
             schedule_id = key[len(MESSAGE_PREFIX) :].decode() or None
             messages.append(ParkRequest(schedule_id, decode_message(record.value)))
-    except (RecordsError, RecordFormatError, UnicodeDecodeError) as exc:
+    except (RecordsError, RecordFormatError, ValueError) as exc:
         raise BrokerError(
             ErrorCode.invalid_record, f"Not a request to the scheduler: {exc}"
         ) from exc
@@ -98,9 +144,13 @@ def parse(records: bytes, header: BatchHeader) -> ForwardedPark | ForwardedCance
             ErrorCode.invalid_record, "A park request must be for exactly one partition"
         )
     [(topic, partition)] = targets
-    producer = None
-    if header.producer_id != NO_PRODUCER:
-        producer = ProducerBatch(
-            topic, partition, header.producer_id, header.producer_epoch, header.base_sequence
-        )
-    return ForwardedPark(tuple(messages), producer)
+    return ForwardedPark(tuple(messages), _producer(header, topic, partition))
+
+
+def _producer(header: BatchHeader, topic: str, partition: int) -> ProducerBatch | None:
+    """The idempotent producer's batch a request carries in its header, if any."""
+    if header.producer_id == NO_PRODUCER:
+        return None
+    return ProducerBatch(
+        topic, partition, header.producer_id, header.producer_epoch, header.base_sequence
+    )

@@ -16,7 +16,9 @@ batches with the schedule log offsets they were answered, so that the same batch
 (a retry after an uncertain forward from another broker, or after a crash) gets the first
 answer instead of a second copy. It also holds when the producer last parked there: a record
 older than `producer.id.expiration.ms` is tombstoned, as Kafka forgets a silent producer's
-state (every producer process gets a new producer id, so they would pile up forever).
+state (every producer process gets a new producer id, so they would pile up forever). And it
+holds the last sequence of the newest parked batch, which a new leader of the target, whose
+producer state never saw parked batches, adopts when the producer's next batch follows it.
 """
 
 from __future__ import annotations
@@ -101,12 +103,14 @@ class ProducerBatch:
 @dataclass(frozen=True, slots=True)
 class ParkedBatches:
     """What a producer record holds: the producer's epoch, its last parked batches as
-    (base sequence, schedule log offset of the first record), and when it last parked (epoch
-    ms, what its expiration counts from)."""
+    (base sequence, schedule log offset of the first record), when it last parked (epoch ms,
+    what its expiration counts from) and the last sequence of the newest batch (-1: not
+    known, a record written before records held it)."""
 
     producer_epoch: int
     batches: tuple[tuple[int, int], ...]
     last_ms: int
+    last_sequence: int = -1
 
     def first_offset(self, batch: ProducerBatch) -> int | None:
         """Where `batch` was parked before, None if it was not."""
@@ -114,10 +118,14 @@ class ParkedBatches:
             return None
         return next((first for seq, first in self.batches if seq == batch.base_sequence), None)
 
-    def with_batch(self, batch: ProducerBatch, first_offset: int, now_ms: int) -> ParkedBatches:
+    def with_batch(
+        self, batch: ProducerBatch, first_offset: int, last_sequence: int, now_ms: int
+    ) -> ParkedBatches:
         kept = self.batches if batch.producer_epoch == self.producer_epoch else ()
         entry = (batch.base_sequence, first_offset)
-        return ParkedBatches(batch.producer_epoch, (*kept, entry)[-PRODUCER_BATCHES_KEPT:], now_ms)
+        return ParkedBatches(
+            batch.producer_epoch, (*kept, entry)[-PRODUCER_BATCHES_KEPT:], now_ms, last_sequence
+        )
 
     def expired(self, now_ms: int, expiration_ms: int) -> bool:
         """Whether the producer has not parked here for `expiration_ms` (Kafka's test)."""
@@ -130,7 +138,12 @@ def producer_key(topic: str, partition: int, producer_id: int) -> bytes:
 
 def encode_parked_batches(parked: ParkedBatches) -> bytes:
     return json.dumps(
-        {"epoch": parked.producer_epoch, "batches": parked.batches, "at": parked.last_ms}
+        {
+            "epoch": parked.producer_epoch,
+            "batches": parked.batches,
+            "at": parked.last_ms,
+            "last": parked.last_sequence,
+        }
     ).encode()
 
 
@@ -140,7 +153,12 @@ def decode_parked_batches(value: bytes, loaded_ms: int) -> ParkedBatches:
     try:
         data = json.loads(value)
         batches = tuple((int(seq), int(first)) for seq, first in data["batches"])
-        return ParkedBatches(int(data["epoch"]), batches, int(data.get("at", loaded_ms)))
+        return ParkedBatches(
+            int(data["epoch"]),
+            batches,
+            int(data.get("at", loaded_ms)),
+            int(data.get("last", -1)),
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise RecordFormatError(f"malformed producer record: {exc}") from exc
 

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from goqueue.broker.producer_state import INT32_MAX, in_sequence, last_sequence
 from goqueue.coordinator.runtime import Record, Result, Timer
 from goqueue.coordinator.scheduler.buckets import BucketStore, Frame
 from goqueue.coordinator.scheduler.records import (
@@ -210,8 +211,28 @@ class ScheduleShard:
         earlier = parked.first_offset(producer)
         if earlier is not None:
             return Result(earlier)
-        noted = parked.with_batch(producer, first_offset, now_ms)
+        last = last_sequence(producer.base_sequence, len(records) - 1)
+        noted = parked.with_batch(producer, first_offset, last, now_ms)
         return Result(first_offset, [*records, Record(key, encode_parked_batches(noted))])
+
+    def parked_before(self, producer: ProducerBatch) -> tuple[int, int] | None:
+        """The producer's newest batch parked for the target if the batch `producer` names
+        directly follows it (same epoch, its last sequence + 1): (schedule log offset of its
+        first record, its record count). What the target's new leader adopts into its
+        producer state when that batch is out of sequence there."""
+        parked = self._producers.get(
+            producer_key(producer.topic, producer.partition, producer.producer_id)
+        )
+        if (
+            parked is None
+            or not parked.batches
+            or parked.last_sequence < 0
+            or parked.producer_epoch != producer.producer_epoch
+            or not in_sequence(parked.last_sequence, producer.base_sequence)
+        ):
+            return None
+        base_sequence, first_offset = parked.batches[-1]
+        return first_offset, (parked.last_sequence - base_sequence) % (INT32_MAX + 1) + 1
 
     def expire_producers(self) -> Result[None]:
         """Tombstone the records of producers that have not parked here for the expiration
