@@ -377,12 +377,15 @@ class MetadataStore:
         return self._image.producer_id_blocks[node_id]
 
     async def update_share_groups(
-        self, added: Collection[str] = (), removed: Collection[str] = ()
+        self,
+        added: Collection[str] = (),
+        removed: Collection[str] = (),
+        timeout: float = COMMAND_TIMEOUT_S,
     ) -> None:
         """List share groups a share coordinator created and drop those it deleted, so every
         broker knows which group ids are share groups."""
         record = {"type": "share_groups", "add": sorted(added), "remove": sorted(removed)}
-        await self._command(record)
+        await self._command(record, timeout)
 
     async def close(self) -> None:
         """Leave the quorum, flush its journal and fail commands still waiting."""

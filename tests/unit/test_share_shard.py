@@ -48,6 +48,7 @@ class Listener:
     available: int = 0
     pending: list[TopicPartition] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    loaded: list[int] = field(default_factory=list)
 
     def records_available(self, group_id: str) -> None:
         self.available += 1
@@ -57,6 +58,9 @@ class Listener:
 
     def member_removed(self, group_id: str, member_id: str) -> None:
         self.removed.append(member_id)
+
+    def shard_loaded(self, index: int) -> None:
+        self.loaded.append(index)
 
 
 SETTINGS = BrokerSettings(
@@ -118,6 +122,14 @@ def test_members_join_and_share_the_partitions() -> None:
         "more members than partitions: the third shares one"
     )
     assert world.beat("b", b.member_epoch, None).assignment is None
+
+
+def test_a_loaded_shard_asks_for_its_groups_to_be_listed_in_the_cluster_metadata() -> None:
+    world = World()
+    world.beat("a", 0)
+    loads = len(world.listener.loaded)
+    world.restart()
+    assert world.listener.loaded[loads:] == [0]
 
 
 def test_share_partitions_start_at_the_log_end_by_default() -> None:

@@ -60,6 +60,7 @@ from goqueue.coordinator.share.partition import (
     ShareError,
 )
 from goqueue.coordinator.share.shard import ShareShard
+from goqueue.metadata.errors import MetadataError
 from goqueue.observability.share_groups import ShareGroupCollector
 from goqueue.records.batch import iter_batches
 from goqueue.records.reader import ConsumedRecord, batch_records
@@ -81,6 +82,12 @@ FINAL_EPOCH = -1
 DLQ_RETRY_S = 1.0
 DLQ_MAX_RETRY_S = 60.0
 TTL_CONFIG = "goqueue.message.ttl.ms"
+REGISTRY_ATTEMPTS = 3
+"""How many metadata records one sync of the share group registry may write while groups
+are created and deleted under it."""
+REGISTRY_TIMEOUT_S = 5.0
+"""How long a heartbeat or DeleteGroups waits for the metadata quorum to list or drop its
+group before it is answered anyway (other brokers forward to the coordinator meanwhile)."""
 SHARE_TYPE = "share"
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -118,6 +125,7 @@ class ShareCoordinator:
         last read from their leaders."""
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._dead_lettering: dict[tuple[str, TopicPartition], asyncio.Task[None]] = {}
+        self._registering: set[asyncio.Task[None]] = set()
         broker.metrics.register(ShareGroupCollector(self.all_stats))
 
     @property
@@ -158,9 +166,10 @@ class ShareCoordinator:
         await self.runtime.start()
 
     async def stop(self) -> None:
-        for task in self._dead_lettering.values():
+        tasks = [*self._dead_lettering.values(), *self._registering]
+        for task in tasks:
             task.cancel()
-        for task in list(self._dead_lettering.values()):
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._wake_all()
@@ -188,6 +197,43 @@ class ShareCoordinator:
         for key in [k for k in self._sessions if k[:2] == (group_id, member_id)]:
             del self._sessions[key]
 
+    def shard_loaded(self, index: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._sync_registry(index))
+        self._registering.add(task)
+        task.add_done_callback(self._registering.discard)
+
+    async def _sync_registry(self, index: int, group_ids: Collection[str] | None = None) -> None:
+        """Make the metadata's share group ids (`image.share_groups`) agree with shard
+        `index` while this broker coordinates it: for `group_ids`, else for every id that
+        hashes to it (after a load: groups created before the registry existed, or whose
+        record was lost with a failed coordinator). Looks again after each record, since a
+        group may be created or deleted while one is written."""
+        for _ in range(REGISTRY_ATTEMPTS):
+            try:
+                groups = self.runtime.shard(index).groups
+            except BrokerError:
+                return
+            listed = self._broker.image.share_groups
+            ids = listed | groups.keys() if group_ids is None else group_ids
+            mine = [group_id for group_id in ids if self.partition_for(group_id) == index]
+            added = [group_id for group_id in mine if group_id in groups and group_id not in listed]
+            removed = [
+                group_id for group_id in mine if group_id in listed and group_id not in groups
+            ]
+            if not added and not removed:
+                return
+            try:
+                await self._broker.metadata.update_share_groups(added, removed, REGISTRY_TIMEOUT_S)
+            except MetadataError as exc:
+                logger.warning(
+                    "share groups %s / %s not (un)listed in the cluster metadata (other brokers "
+                    "forward their requests meanwhile): %s",
+                    added,
+                    removed,
+                    exc,
+                )
+                return
+
     def _wake_all(self) -> None:
         for group_id in list(self._waiters):
             self.records_available(group_id)
@@ -213,7 +259,9 @@ class ShareCoordinator:
             for name in request.subscribed_topics or ():
                 if name in info:
                     await self._learn_offsets(name, range(info[name].partitions))
-            return await self._write(request.group_id, lambda s: s.heartbeat(request))
+            response = await self._write(request.group_id, lambda s: s.heartbeat(request))
+            await self._sync_registry(self.partition_for(request.group_id), [request.group_id])
+            return response
         except BrokerError as exc:
             return ShareHeartbeatResponse(exc.error_code, exc.message, request.member_id)
 
@@ -635,7 +683,9 @@ class ShareCoordinator:
             if self._forwards(group_id, origin):
                 fields = forward.delete_groups_fields(group_id)
                 return forward.deleted(await self._forward(group_id, forward.DELETE_GROUPS, fields))
-            return await self._write(group_id, lambda s: s.delete_group(group_id))
+            error = await self._write(group_id, lambda s: s.delete_group(group_id))
+            await self._sync_registry(self.partition_for(group_id), [group_id])
+            return error
         except BrokerError as exc:
             return exc.error_code
 

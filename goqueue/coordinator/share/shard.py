@@ -89,6 +89,9 @@ class ShareListener(Protocol):
     def member_removed(self, group_id: str, member_id: str) -> None:
         """A member left or was removed: its share session ends."""
 
+    def shard_loaded(self, index: int) -> None:
+        """The shard serves: the cluster metadata learns which of its groups exist."""
+
 
 class ShareShard:
     """The share groups of one partition of `__share_group_state`."""
@@ -182,6 +185,7 @@ class ShareShard:
                     self._listener.dead_letters_pending(group.group_id, tp)
         if self.groups:
             logger.info("share shard %d serves %d share groups", self.index, len(self.groups))
+        self._listener.shard_loaded(self.index)
 
     def on_unloaded(self) -> None:
         """Nothing waits on the shard itself: fetches wait in the service."""
