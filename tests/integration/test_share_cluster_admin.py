@@ -20,6 +20,7 @@ from kafka.admin import KafkaAdminClient
 from share_helpers import SHARE_ENV, send_all, set_group_configs, take
 
 from goqueue.client import Admin, Cluster, ShareConsumer
+from goqueue.client.groups import find_coordinator
 from goqueue.coordinator.runtime import partition_for
 from goqueue.testing.cluster import ClusterProcess
 from goqueue.testing.process import BrokerProcess
@@ -57,20 +58,22 @@ async def coordinators(bootstrap: str) -> tuple[str, int, int]:
         connection = await cluster.any_connection()
         await connection.request(FIND_COORDINATOR, {"key": "any", "key_type": 0})
     deadline = time.monotonic() + DEADLINE_S
-    while True:
-        try:
-            offsets = await leaders(bootstrap, OFFSETS_TOPIC)
-            break
-        except Exception:  # the offsets topic is created in the background
-            assert time.monotonic() < deadline, "no __consumer_offsets"
+    found: tuple[dict[int, int], dict[int, int]] = ({}, {})
+    while time.monotonic() < deadline:
+        try:  # the internal topics are created, and their leaders elected, in the background
+            found = await leaders(bootstrap, OFFSETS_TOPIC), await leaders(bootstrap, STATE_TOPIC)
+        except Exception:
             await asyncio.sleep(0.1)
-    state = await leaders(bootstrap, STATE_TOPIC)
-    while True:
-        group = unique_topic("share-admin")
-        share = state[partition_for(group, len(state))]
-        consumer = offsets[partition_for(group, len(offsets))]
-        if share != consumer:
-            return group, share, consumer
+            continue
+        offsets, state = found
+        for _ in range(100):
+            group = unique_topic("share-admin")
+            share = state[partition_for(group, len(state))]
+            consumer = offsets[partition_for(group, len(offsets))]
+            if share != consumer and min(share, consumer) >= 0:
+                return group, share, consumer
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no group id with different coordinators; leaders {found}")
 
 
 def other_than(cluster: ClusterProcess, node_id: int) -> BrokerProcess:
@@ -105,6 +108,41 @@ async def delete_groups(broker: BrokerProcess, group: str) -> int:
         response = await connection.request(DELETE_GROUPS, {"groups_names": [group]})
     [result] = response.results
     return int(result.error_code)
+
+
+async def named_coordinators(cluster: ClusterProcess, group: str, expected: int) -> dict[int, int]:
+    """What FindCoordinator(GROUP) answers for `group` on each broker, once all name
+    `expected` (each broker applies the cluster metadata on its own) or at the deadline."""
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        named = {}
+        for node_id, node in cluster.running():
+            async with Cluster(node.bootstrap) as one:
+                named[node_id] = await find_coordinator(one, group)
+        if set(named.values()) == {expected} or time.monotonic() > deadline:
+            return named
+        await asyncio.sleep(0.1)
+
+
+def test_every_broker_names_the_share_coordinator_until_the_group_is_deleted(
+    cluster: ClusterProcess,
+) -> None:
+    async def main() -> tuple[int, int, dict[int, int], dict[int, int]]:
+        group, share, consumer_coordinator = await coordinators(cluster.bootstrap)
+        topic = await group_with_records(cluster.bootstrap, group, 1)
+        async with ShareConsumer(cluster.bootstrap, group_id=group, topics=[topic]) as consumer:
+            await take(consumer, 1)
+            await consumer.commit()
+        while_share = await named_coordinators(cluster, group, share)
+        assert await delete_groups(cluster.nodes[share], group) == 0
+        after_delete = await named_coordinators(cluster, group, consumer_coordinator)
+        return share, consumer_coordinator, while_share, after_delete
+
+    share, consumer_coordinator, while_share, after_delete = asyncio.run(
+        asyncio.wait_for(main(), 60)
+    )
+    assert while_share == {node_id: share for node_id, _ in cluster.running()}
+    assert after_delete == {node_id: consumer_coordinator for node_id, _ in cluster.running()}
 
 
 def test_describe_configs_of_a_share_group_on_every_broker(cluster: ClusterProcess) -> None:

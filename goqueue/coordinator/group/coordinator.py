@@ -45,6 +45,21 @@ if TYPE_CHECKING:
     from goqueue.broker.broker import Broker
 
 OFFSETS_TOPIC = "__consumer_offsets"
+
+
+class _NoTimer:
+    """The clock of a shard that only answers queries (it schedules nothing)."""
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    def schedule(self, key: str, delay_ms: int, operation: Callable[[], Result[None]]) -> None:
+        raise AssertionError("a query scheduled a timer")
+
+    def cancel(self, key: str) -> None:
+        """Nothing is scheduled."""
+
+
 T = TypeVar("T")
 
 
@@ -216,7 +231,19 @@ class GroupCoordinator:
         return await self.runtime.write(self.partition_for(group_id), operation)
 
     async def _read(self, group_id: str, query: Callable[[GroupShard], T]) -> T:
-        return await self.runtime.read(self.partition_for(group_id), query)
+        """`query` on the group's shard. A share group's coordinator, which clients find for
+        its id (FindCoordinator), answers as the consumer group coordinator of a group it
+        does not have (Kafka's group coordinator holds both kinds: a share group is not a
+        classic or consumer group there)."""
+        try:
+            return await self.runtime.read(self.partition_for(group_id), query)
+        except BrokerError as exc:
+            if exc.error_code != ErrorCode.not_coordinator or not self._is_share_group(group_id):
+                raise
+        return query(GroupShard(-1, _NoTimer(), self.config, self.topics))
+
+    def _is_share_group(self, group_id: str) -> bool:
+        return group_id in self._broker.image.share_groups
 
     async def _parked(
         self,

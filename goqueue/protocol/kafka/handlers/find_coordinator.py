@@ -2,7 +2,10 @@
 
 A group's coordinator is the leader of the `__consumer_offsets` partition its id hashes to;
 a share group's (and, for SHARE keys `group:topicId:partition`, its share partitions') is the
-leader of the `__share_group_state` partition the group id hashes to. The transaction
+leader of the `__share_group_state` partition the group id hashes to. Every broker knows the
+share group ids from the cluster metadata (`image.share_groups`), so a GROUP key names the
+share coordinator wherever it is asked, as Kafka's FindCoordinator names the one group
+coordinator that holds both kinds of group. The transaction
 coordinator does not exist yet: clients asking for it get COORDINATOR_NOT_AVAILABLE and keep
 retrying, as they do while Kafka creates such a topic.
 """
@@ -66,12 +69,13 @@ def _find(context: RequestContext, key_type: int, key: str) -> dict[str, Any]:
 
 
 def _coordinator(context: RequestContext, key_type: int, key: str) -> BrokerInfo | None:
-    """The broker coordinating a group key (the share coordinator's for a share group this
-    broker knows) or a SHARE key (by the group id it starts with)."""
+    """The broker coordinating a group key (the share coordinator's for a share group: one the
+    cluster metadata lists, or, until its record applies, one this broker holds) or a SHARE
+    key (by the group id it starts with)."""
     shares = context.broker.shares
     if key_type == SHARE:
         return shares.runtime.coordinator_for(key.rsplit(":", 2)[0])
-    if shares.is_share_group(key):
+    if key in context.broker.image.share_groups or shares.is_share_group(key):
         return shares.runtime.coordinator_for(key)
     return context.broker.groups.runtime.coordinator_for(key)
 
