@@ -114,9 +114,7 @@ class Peers:
             return await connection.request(api_key, fields, timeout=timeout)
         except (ClientError, OSError) as exc:
             await self._drop(node_id, connection)
-            raise BrokerError(
-                ErrorCode.network_exception, f"request to broker {node_id} failed: {exc}"
-            ) from exc
+            raise _request_failed(node_id, exc) from exc
 
     async def request_held(
         self, node_id: int, api_key: int, fields: Mapping[str, Any], timeout: float
@@ -135,9 +133,7 @@ class Peers:
             with contextlib.suppress(Exception):
                 await connection.close()
             if isinstance(exc, ClientError | OSError):
-                raise BrokerError(
-                    ErrorCode.network_exception, f"request to broker {node_id} failed: {exc}"
-                ) from exc
+                raise _request_failed(node_id, exc) from exc
             raise
         if len(idle) < IDLE_CONNECTIONS:
             idle.append(connection)
@@ -276,3 +272,8 @@ class Peers:
             del self._connections[node_id]
         with contextlib.suppress(Exception):
             await connection.close()
+
+
+def _request_failed(node_id: int, exc: BaseException) -> BrokerError:
+    """A request to a peer that got no answer, as a retriable NETWORK_EXCEPTION."""
+    return BrokerError(ErrorCode.network_exception, f"request to broker {node_id} failed: {exc}")
